@@ -1,0 +1,3 @@
+"""servicemap: OpenTelemetry traces in, service maps out."""
+
+__version__ = "0.1.0"

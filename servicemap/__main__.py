@@ -1,0 +1,3 @@
+from servicemap.cli import entry_point
+
+entry_point()

@@ -1,0 +1,117 @@
+"""The `servicemap` command: a thin click layer over the library.
+
+The composition root: the only servicemap module allowed to import `collector`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import duckdb
+
+from servicemap import __version__
+from servicemap.alerts import apply_default_status
+from servicemap.build import TimeRange, build_from_paths
+from servicemap.errors import ServicemapError
+from servicemap.graph import ServiceGraph
+from servicemap.render.dot import render_dot
+from servicemap.timeparse import parse_time_ns
+
+RENDERERS: dict[str, Callable[[ServiceGraph], str]] = {
+    "json": ServiceGraph.dumps,
+    "dot": render_dot,
+}
+
+
+def _time_range(since: str | None, until: str | None) -> TimeRange:
+    window = TimeRange(
+        since_ns=parse_time_ns(since) if since else None,
+        until_ns=parse_time_ns(until) if until else None,
+    )
+    since_ns, until_ns = window.since_ns, window.until_ns
+    if since_ns is not None and until_ns is not None and since_ns >= until_ns:
+        raise click.BadParameter("--since must be before --until")
+    return window
+
+
+def _write(text: str, output: str) -> None:
+    if output == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="servicemap")
+def cli() -> None:
+    """Turn OpenTelemetry traces into service maps."""
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(sorted(RENDERERS)),
+    default="json",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    show_default=True,
+    help="Where to write the map; - is standard output.",
+)
+@click.option(
+    "--since",
+    help="Only spans starting at or after this time "
+    "(ISO 8601, epoch seconds, or a duration ago: 15m, 2h).",
+)
+@click.option("--until", help="Only spans starting before this time.")
+def render(
+    sources: tuple[str, ...], output_format: str, output: str, since: str | None, until: str | None
+) -> None:
+    """Draw the service map of SOURCE... (Parquet dataset directories or trace files).
+
+    Trace files may be OTLP/JSON (one document or one per line, or Jaeger's v3 API
+    response) or OTLP protobuf, optionally gzip-compressed; the format is read from the
+    content. Every span counts unless --since/--until narrow the window.
+    """
+    graph = apply_default_status(build_from_paths(sources, _time_range(since, until)))
+    _write(RENDERERS[output_format](graph), output)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every expected failure is one line on stderr and exit code 1."""
+    try:
+        cli.main(args=argv, prog_name="servicemap", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("servicemap: aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        click.echo(f"servicemap: error: {exc.format_message()}", err=True)
+        return 1
+    except ServicemapError as exc:
+        click.echo(f"servicemap: error: {exc}", err=True)
+        return 1
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        click.echo(f"servicemap: error: {first_line}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("servicemap: interrupted", err=True)
+        return 130
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(main())

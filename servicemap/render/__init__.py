@@ -1,0 +1,1 @@
+"""Renderers: each takes a ServiceGraph and returns text or bytes."""

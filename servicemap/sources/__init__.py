@@ -1,0 +1,35 @@
+"""Readers of every input: recorded trace files and servicemap's Parquet dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from servicemap import storage
+from servicemap.errors import SourceError
+from servicemap.sources.detect import read_file
+
+
+@dataclass
+class SpanSources:
+    """What the build reads: span tables from files, and Parquet files it scans itself."""
+
+    tables: list[pa.Table] = field(default_factory=list)
+    parquet_files: list[Path] = field(default_factory=list)
+
+
+def load_sources(paths: Sequence[str | Path]) -> SpanSources:
+    """Open every source; a directory is a Parquet dataset, a file is read by its content."""
+    sources = SpanSources()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            sources.parquet_files.extend(storage.dataset_files(path))
+        elif path.exists():
+            sources.tables.append(read_file(path))
+        else:
+            raise SourceError(f"{path}: no such file or directory")
+    return sources

@@ -1,0 +1,239 @@
+"""OTLP → span table. Protobuf types stop here: the collector and the file readers both call in.
+
+One small function per message: resource, span, attribute value. The per-span loop is the
+unavoidable part (protobuf has no columnar form); everything after it is Arrow.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, TracesData
+
+from servicemap.errors import InvalidSpanError, SourceError
+from servicemap.schema import (
+    HOISTED_ATTRIBUTES,
+    INT_COLUMNS,
+    RESOURCE_FIRST,
+    SPAN_ID_BYTES,
+    SPAN_SCHEMA,
+    TRACE_ID_BYTES,
+    UNKNOWN_SERVICE,
+)
+
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+_ZERO_TRACE = bytes(TRACE_ID_BYTES)
+_ZERO_SPAN = bytes(SPAN_ID_BYTES)
+
+
+@dataclass
+class Conversion:
+    """The span table of one request, plus the spans refused and why (OTLP partial success)."""
+
+    table: pa.Table
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def any_value_to_str(value: AnyValue) -> str | None:
+    """Attribute values become strings; arrays and maps become JSON so nothing is lost."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "string_value":
+        return value.string_value
+    return json.dumps(_any_value_to_python(value), separators=(",", ":"))
+
+
+def _any_value_to_python(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_any_value_to_python(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _any_value_to_python(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    if kind is None:
+        return None
+    return getattr(value, kind)
+
+
+def attributes_to_dict(attributes: Iterable[KeyValue]) -> dict[str, str]:
+    """KeyValue list → {key: string}; the last duplicate key wins, as in the SDKs."""
+    result: dict[str, str] = {}
+    for kv in attributes:
+        text = any_value_to_str(kv.value)
+        if text is not None:
+            result[kv.key] = text
+    return result
+
+
+def _validate_ids(span: Span) -> str | None:
+    """Why a span's ids break the model, or None when they are fine."""
+    if len(span.trace_id) != TRACE_ID_BYTES or span.trace_id == _ZERO_TRACE:
+        return f"trace id must be {TRACE_ID_BYTES} non-zero bytes, got {len(span.trace_id)}"
+    if len(span.span_id) != SPAN_ID_BYTES or span.span_id == _ZERO_SPAN:
+        return f"span id must be {SPAN_ID_BYTES} non-zero bytes, got {len(span.span_id)}"
+    if span.parent_span_id and len(span.parent_span_id) != SPAN_ID_BYTES:
+        return f"parent span id must be {SPAN_ID_BYTES} bytes, got {len(span.parent_span_id)}"
+    return None
+
+
+def _hoist(span_attrs: dict[str, str], resource_attrs: Mapping[str, str]) -> dict[str, str | None]:
+    """Pick the hoisted columns' values, removing the keys used from the span's own map."""
+    values: dict[str, str | None] = {}
+    for column, keys in HOISTED_ATTRIBUTES.items():
+        found: str | None = None
+        for key in keys:
+            if column in RESOURCE_FIRST and key in resource_attrs:
+                found = resource_attrs[key]
+                break
+            if key in span_attrs:
+                found = span_attrs.pop(key)
+                break
+            if key in resource_attrs:
+                found = resource_attrs[key]
+                break
+        values[column] = found
+    return values
+
+
+def _to_int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        number = int(float(text))
+    except ValueError:
+        return None
+    return number if -(2**31) <= number < 2**31 else None
+
+
+class _Columns:
+    """Column lists filled span by span, turned into one Arrow table at the end."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, list[Any]] = {name: [] for name in SPAN_SCHEMA.names}
+
+    def add_resource_spans(self, resource_spans: ResourceSpans, conversion: Conversion) -> None:
+        resource_attrs = attributes_to_dict(resource_spans.resource.attributes)
+        service = resource_attrs.pop("service.name", "") or UNKNOWN_SERVICE
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                problem = _validate_ids(span)
+                if problem is not None:
+                    conversion.rejected += 1
+                    if len(conversion.errors) < 5:
+                        conversion.errors.append(f"span {span.name!r} of {service}: {problem}")
+                    continue
+                self.add_span(span, service, resource_attrs)
+
+    def add_span(self, span: Span, service: str, resource_attrs: dict[str, str]) -> None:
+        data = self.data
+        span_attrs = attributes_to_dict(span.attributes)
+        hoisted = _hoist(span_attrs, resource_attrs)
+        start, end = span.start_time_unix_nano, span.end_time_unix_nano
+        data["trace_id"].append(span.trace_id)
+        data["span_id"].append(span.span_id)
+        data["parent_span_id"].append(span.parent_span_id or None)
+        data["service_name"].append(service)
+        data["name"].append(span.name)
+        data["kind"].append(span.kind)
+        data["status_code"].append(span.status.code)
+        data["start_time"].append(start or None)
+        data["duration_ns"].append(end - start if start and end >= start else None)
+        for column, value in hoisted.items():
+            data[column].append(_to_int(value) if column in INT_COLUMNS else value)
+        data["links"].append(
+            [
+                {"trace_id": link.trace_id, "span_id": link.span_id}
+                for link in span.links
+                if len(link.trace_id) == TRACE_ID_BYTES and len(link.span_id) == SPAN_ID_BYTES
+            ]
+            or None
+        )
+        data["resource_attributes"].append(list(resource_attrs.items()))
+        data["attributes"].append(list(span_attrs.items()))
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pydict(self.data, schema=SPAN_SCHEMA)
+
+
+def convert(messages: Iterable[TracesData | ExportTraceServiceRequest]) -> Conversion:
+    """Spans of OTLP messages → one span table; invalid spans are counted, not kept."""
+    columns = _Columns()
+    conversion = Conversion(table=SPAN_SCHEMA.empty_table())
+    for message in messages:
+        for resource_spans in message.resource_spans:
+            columns.add_resource_spans(resource_spans, conversion)
+    conversion.table = columns.table()
+    return conversion
+
+
+def decode_protobuf(data: bytes) -> ExportTraceServiceRequest:
+    """Binary OTLP (`ExportTraceServiceRequest`, same wire layout as `TracesData`)."""
+    try:
+        return ExportTraceServiceRequest.FromString(data)
+    except DecodeError as exc:
+        raise SourceError(f"not an OTLP protobuf message ({exc})") from None
+
+
+def _hex_to_base64(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidSpanError(f"{where} must be a hex string, got {type(value).__name__}")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise InvalidSpanError(f"{where} {value!r} is not hex") from None
+    return base64.b64encode(raw).decode()
+
+
+def _fix_ids(document: dict[str, Any]) -> None:
+    """OTLP/JSON writes ids as hex, protobuf JSON expects base64: rewrite them in place."""
+    for resource_spans in document.get("resourceSpans") or ():
+        scopes = (resource_spans.get("scopeSpans") or []) + (
+            resource_spans.pop("instrumentationLibrarySpans", None) or []
+        )
+        resource_spans["scopeSpans"] = scopes
+        for scope_spans in scopes:
+            scope_spans.pop("instrumentationLibrary", None)
+            for span in scope_spans.get("spans") or ():
+                for key in _ID_FIELDS:
+                    if span.get(key):
+                        span[key] = _hex_to_base64(span[key], key)
+                for link in span.get("links") or ():
+                    for key in ("traceId", "spanId"):
+                        if link.get(key):
+                            link[key] = _hex_to_base64(link[key], f"link {key}")
+
+
+def is_otlp_json(document: Any) -> bool:
+    """An OTLP/JSON document, bare or in the `{"result": …}` wrapper of Jaeger's v3 API."""
+    if not isinstance(document, dict):
+        return False
+    if isinstance(document.get("result"), dict):
+        document = document["result"]
+    return "resourceSpans" in document
+
+
+def parse_json_document(document: Any) -> TracesData:
+    """One OTLP/JSON document (a dict) → `TracesData`."""
+    if isinstance(document, dict) and isinstance(document.get("result"), dict):
+        document = document["result"]
+    if not isinstance(document, dict) or "resourceSpans" not in document:
+        raise SourceError("not an OTLP/JSON document (no resourceSpans)")
+    _fix_ids(document)
+    message = TracesData()
+    try:
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise SourceError(f"invalid OTLP/JSON: {exc}") from None
+    return message
