@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to a rendered demo map: system packages, a virtualenv with
+# servicemap and its test tools, then the demo traces rendered to demo-map.{json,dot,svg}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+missing=()
+command -v dot >/dev/null || missing+=(graphviz)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]} with apt-get" >&2
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || echo "setup: could not install ${missing[*]}; install them by hand (apt-get install ${missing[*]})" >&2
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+
+.venv/bin/servicemap render fixtures/demo/traces.otlp.json --format json -o demo-map.json
+.venv/bin/servicemap render fixtures/demo/traces.otlp.json --format dot -o demo-map.dot
+if command -v dot >/dev/null; then dot -Tsvg demo-map.dot -o demo-map.svg; fi
+echo "setup: done — the demo map is in demo-map.json, demo-map.dot$(command -v dot >/dev/null && echo ' and demo-map.svg')"
