@@ -38,6 +38,11 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _timestamp_ns(ns: int) -> str:
+    """A literal of the span table's own type, so DuckDB can prune Parquet row groups."""
+    return f"CAST(make_timestamp_ns({int(ns)}) AS TIMESTAMPTZ_NS)"
+
+
 def _span_selects(con: duckdb.DuckDBPyConnection, sources: SpanSources) -> list[str]:
     columns = ", ".join(PAIRING_COLUMNS)
     selects = []
@@ -62,9 +67,9 @@ def _register_spans(
     selects = _span_selects(con, sources)
     conditions = []
     if window.since_ns is not None:
-        conditions.append(f"start_time >= make_timestamp_ns({int(window.since_ns)})")
+        conditions.append(f"start_time >= {_timestamp_ns(window.since_ns)}")
     if window.until_ns is not None:
-        conditions.append(f"start_time < make_timestamp_ns({int(window.until_ns)})")
+        conditions.append(f"start_time < {_timestamp_ns(window.until_ns)}")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     union = " UNION ALL ".join(selects)
     con.execute(f"CREATE OR REPLACE TEMP VIEW spans AS SELECT * FROM ({union}){where}")
@@ -156,6 +161,7 @@ def connect(memory_limit: str = DUCKDB_MEMORY_LIMIT) -> duckdb.DuckDBPyConnectio
     con.execute(f"SET memory_limit = {_sql_string(memory_limit)}")
     con.execute(f"SET temp_directory = {_sql_string(tempfile.gettempdir())}")
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET TimeZone = 'UTC'")
     return con
 
 

@@ -33,8 +33,11 @@ CASES: list[Case] = [
         CHAIN,
         {("user", "web"): (1, 0), ("web", "api"): (1, 0), ("api", "store"): (1, 0)},
     ),
-    ("lone client with peer.service", [span("c", "web", "client", attrs=PEER)],
-     {("web", "billing-api"): (1, 0)}),
+    (
+        "lone client with peer.service",
+        [span("c", "web", "client", attrs=PEER)],
+        {("web", "billing-api"): (1, 0)},
+    ),
     ("lone client with nothing", [span("c", "web", "client")], {("web", "unknown"): (1, 0)}),
     (
         "lone client named by url.full host",
@@ -43,8 +46,14 @@ CASES: list[Case] = [
     ),
     (
         "lone client named by server.address before url",
-        [span("c", "web", "client",
-              attrs={"server.address": "pay.example", "url.full": "https://x.example/"})],
+        [
+            span(
+                "c",
+                "web",
+                "client",
+                attrs={"server.address": "pay.example", "url.full": "https://x.example/"},
+            )
+        ],
         {("web", "pay.example"): (1, 0)},
     ),
     ("root server from the user", [span("s", "api", "server")], {("user", "api"): (1, 0)}),
@@ -83,8 +92,12 @@ CASES: list[Case] = [
     (
         "producer to consumer by parent goes through the topic",
         [
-            span("p", "orders", "producer", attrs={"messaging.destination.name": "orders-topic",
-                                                  "messaging.system": "kafka"}),
+            span(
+                "p",
+                "orders",
+                "producer",
+                attrs={"messaging.destination.name": "orders-topic", "messaging.system": "kafka"},
+            ),
             span("c", "shipping", "consumer", "p", attrs={"messaging.system": "kafka"}),
         ],
         {("orders", "orders-topic"): (1, 0), ("orders-topic", "shipping"): (1, 0)},
@@ -102,8 +115,11 @@ CASES: list[Case] = [
         [span("c", "shipping", "consumer", attrs={"messaging.system": "rabbitmq"})],
         {("rabbitmq", "shipping"): (1, 0)},
     ),
-    ("consumer with nothing to name a destination: no edge",
-     [span("c", "shipping", "consumer")], {}),
+    (
+        "consumer with nothing to name a destination: no edge",
+        [span("c", "shipping", "consumer")],
+        {},
+    ),
     (
         "same-service client to server is a real self-edge",
         [span("c", "api", "client"), span("s", "api", "server", "c")],
@@ -120,8 +136,11 @@ CASES: list[Case] = [
             span("in", "driver", "server"),
             span("get", "redis-manual", "client", "in", attrs={"db.system.name": "redis"}),
         ],
-        {("user", "driver"): (1, 0), ("driver", "redis-manual"): (1, 0),
-         ("redis-manual", "redis"): (1, 0)},
+        {
+            ("user", "driver"): (1, 0),
+            ("driver", "redis-manual"): (1, 0),
+            ("redis-manual", "redis"): (1, 0),
+        },
     ),
     (
         "virtual node named like a service is that service; its self-edge is dropped",
@@ -136,8 +155,13 @@ CASES: list[Case] = [
 
 
 @pytest.mark.parametrize(("name", "spans", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_pairing(run, tmp_path: Path, name: str, spans: list[dict[str, Any]],
-                 expected: dict[tuple[str, str], tuple[int, int]]) -> None:
+def test_pairing(
+    run,
+    tmp_path: Path,
+    name: str,
+    spans: list[dict[str, Any]],
+    expected: dict[tuple[str, str], tuple[int, int]],
+) -> None:
     source = write(tmp_path / "traces.json", spans)
     result = run("render", str(source), "--format", "json")
     assert result.code == 0, result.err
@@ -161,7 +185,10 @@ def test_shuffled_and_split_across_files_gives_the_same_graph(run, tmp_path: Pat
     expected = run("render", str(whole)).out
     assert run("render", str(second), str(first)).out == expected
     assert edges_of(run("render", str(first), str(second)).json()) == {
-        ("user", "web"): (1, 0), ("web", "api"): (1, 0), ("api", "store"): (1, 0)}
+        ("user", "web"): (1, 0),
+        ("web", "api"): (1, 0),
+        ("api", "store"): (1, 0),
+    }
 
 
 def test_a_span_seen_twice_counts_once(run, tmp_path: Path) -> None:
@@ -172,41 +199,72 @@ def test_a_span_seen_twice_counts_once(run, tmp_path: Path) -> None:
 
 
 def test_node_kinds_and_connections(run, tmp_path: Path) -> None:
-    source = write(tmp_path / "t.json", [
-        span("in", "web", "server"),
-        span("db", "web", "client", "in", attrs={"db.system.name": "postgresql"}),
-        span("ext", "web", "client", "in", attrs={"server.address": "api.stripe.com"}),
-        span("pub", "web", "producer", "in", attrs={"messaging.destination.name": "events"}),
-    ])
+    source = write(
+        tmp_path / "t.json",
+        [
+            span("in", "web", "server"),
+            span("db", "web", "client", "in", attrs={"db.system.name": "postgresql"}),
+            span("ext", "web", "client", "in", attrs={"server.address": "api.stripe.com"}),
+            span("pub", "web", "producer", "in", attrs={"messaging.destination.name": "events"}),
+        ],
+    )
     graph = run("render", str(source)).json()
     kinds = {n["id"]: n["kind"] for n in graph["nodes"]}
-    assert kinds == {"web": "service", "user": "user", "postgresql": "database",
-                     "api.stripe.com": "external", "events": "messaging"}
+    assert kinds == {
+        "web": "service",
+        "user": "user",
+        "postgresql": "database",
+        "api.stripe.com": "external",
+        "events": "messaging",
+    }
     connections = {(e["source"], e["target"]): e["connection"] for e in graph["edges"]}
-    assert connections == {("user", "web"): "virtual", ("web", "postgresql"): "database",
-                           ("web", "api.stripe.com"): "virtual", ("web", "events"): "messaging"}
+    assert connections == {
+        ("user", "web"): "virtual",
+        ("web", "postgresql"): "database",
+        ("web", "api.stripe.com"): "virtual",
+        ("web", "events"): "messaging",
+    }
 
 
 DB_NAMING = [
-    ("peer.service wins", {"peer.service": "orders-db", "db.namespace": "x", "db.name": "y",
-                           "server.address": "h", "db.system.name": "postgresql"}, "orders-db"),
-    ("db.namespace beats db.name", {"db.namespace": "priority-db", "db.name": "postgres",
-                                    "db.system.name": "postgresql"}, "priority-db"),
-    ("then db.name", {"db.name": "postgres", "server.address": "h", "db.system": "postgresql"},
-     "postgres"),
-    ("then server.address", {"server.address": "db.internal", "db.system.name": "postgresql"},
-     "db.internal"),
+    (
+        "peer.service wins",
+        {
+            "peer.service": "orders-db",
+            "db.namespace": "x",
+            "db.name": "y",
+            "server.address": "h",
+            "db.system.name": "postgresql",
+        },
+        "orders-db",
+    ),
+    (
+        "db.namespace beats db.name",
+        {"db.namespace": "priority-db", "db.name": "postgres", "db.system.name": "postgresql"},
+        "priority-db",
+    ),
+    (
+        "then db.name",
+        {"db.name": "postgres", "server.address": "h", "db.system": "postgresql"},
+        "postgres",
+    ),
+    (
+        "then server.address",
+        {"server.address": "db.internal", "db.system.name": "postgresql"},
+        "db.internal",
+    ),
     ("db.system.name alone", {"db.system.name": "postgresql"}, "postgresql"),
-    ("db.system.name before db.system", {"db.system": "mssql",
-                                         "db.system.name": "microsoft.sql_server"},
-     "microsoft.sql_server"),
+    (
+        "db.system.name before db.system",
+        {"db.system": "mssql", "db.system.name": "microsoft.sql_server"},
+        "microsoft.sql_server",
+    ),
     ("db.system alone", {"db.system": "redis"}, "redis"),
 ]
 
 
 @pytest.mark.parametrize(("name", "attrs", "node"), DB_NAMING, ids=[r[0] for r in DB_NAMING])
-def test_database_naming(run, tmp_path: Path, name: str, attrs: dict[str, str],
-                         node: str) -> None:
+def test_database_naming(run, tmp_path: Path, name: str, attrs: dict[str, str], node: str) -> None:
     source = write(tmp_path / "t.json", [span("q", "app", "client", attrs=attrs)])
     graph = run("render", str(source)).json()
     assert edges_of(graph) == {("app", node): (1, 0)}
@@ -214,10 +272,13 @@ def test_database_naming(run, tmp_path: Path, name: str, attrs: dict[str, str],
 
 
 def test_latency_is_client_side_and_server_side_is_kept(run, tmp_path: Path) -> None:
-    source = write(tmp_path / "t.json", [
-        span("c", "web", "client", duration_ms=40.0),
-        span("s", "api", "server", "c", duration_ms=30.0),
-    ])
+    source = write(
+        tmp_path / "t.json",
+        [
+            span("c", "web", "client", duration_ms=40.0),
+            span("s", "api", "server", "c", duration_ms=30.0),
+        ],
+    )
     edge = run("render", str(source)).json()["edges"][0]
     assert edge["latency_ms"] == {"p50": 40.0, "p95": 40.0, "p99": 40.0}
     assert edge["server_latency_ms"] == {"p50": 30.0, "p95": 30.0, "p99": 30.0}
@@ -226,8 +287,11 @@ def test_latency_is_client_side_and_server_side_is_kept(run, tmp_path: Path) -> 
 def test_percentiles_are_exact(run, tmp_path: Path) -> None:
     spans = [span("in", "web", "server")]
     for i in range(1, 101):
-        spans.append(span(f"c{i}", "web", "client", "in", duration_ms=float(i),
-                          attrs={"peer.service": "ext"}))
+        spans.append(
+            span(
+                f"c{i}", "web", "client", "in", duration_ms=float(i), attrs={"peer.service": "ext"}
+            )
+        )
     graph = run("render", str(write(tmp_path / "t.json", spans))).json()
     edge = next(e for e in graph["edges"] if e["target"] == "ext")
     # linear interpolation between closest ranks, as numpy's default

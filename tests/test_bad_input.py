@@ -1,0 +1,118 @@
+"""Bad input gets one clear line on stderr and exit code 1 — never a traceback."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO
+from tests.spans import document, span
+
+
+def _files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """name → (file, words the error line must contain)."""
+    good = json.dumps(document([span("c", "web", "client"), span("s", "api", "server", "c")]))
+    bad_trace = document([span("c", "web", "client")])
+    bad_trace["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] = "abcd"
+    not_hex = document([span("c", "web", "client")])
+    not_hex["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["spanId"] = "zz" * 8
+    cases = {
+        "empty": (b"", "empty"),
+        "blank": (b"  \n\n", "empty"),
+        "truncated json": (good[: len(good) // 2].encode(), "invalid JSON at line 1"),
+        "binary not otlp": (os.urandom(4096), "not"),
+        "trace id of the wrong length": (json.dumps(bad_trace).encode(), "trace id must be 16"),
+        "span id not hex": (json.dumps(not_hex).encode(), "not hex"),
+        "json of another kind": (b'{"hello": "world"}', "not a known trace format"),
+        "broken gzip": (b"\x1f\x8b\x08\x00garbage", "gzip"),
+        "bad line in json lines": ((good + "\n" + good + "\n{oops\n").encode(), "invalid JSON"),
+    }
+    files = {}
+    for index, (name, (content, words)) in enumerate(cases.items()):
+        path = tmp_path / f"input-{index}"
+        path.write_bytes(content)
+        files[name] = (path, words)
+    return files
+
+
+CASE_NAMES = [
+    "empty",
+    "blank",
+    "truncated json",
+    "binary not otlp",
+    "trace id of the wrong length",
+    "span id not hex",
+    "json of another kind",
+    "broken gzip",
+    "bad line in json lines",
+]
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_bad_file_is_one_line_and_exit_1(run, tmp_path: Path, name: str) -> None:
+    path, words = _files(tmp_path)[name]
+    result = run("render", str(path))
+    assert result.code == 1
+    assert result.out == ""
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert str(path) in lines[0]
+    assert words in lines[0]
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["render", "/no/such/file.json"], "no such file"),
+        (["render", str(DEMO), "--format", "gif"], "'gif' is not one of"),
+        (["render", str(DEMO), "--bogus"], "No such option"),
+        (["render"], "Missing argument"),
+        (["render", str(DEMO), "--since", "yesterday-ish"], "invalid time"),
+        (["render", str(DEMO), "--since", "2026-11-02", "--until", "2026-11-01"], "before"),
+        (["render", str(DEMO), "-o", "/no/such/dir/out.json"], "cannot write"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_bad_command_line_is_one_line_and_exit_1(run, args: list[str], words: str) -> None:
+    result = run(*args)
+    assert result.code == 1
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert words in lines[0]
+
+
+def test_gzip_compressed_file_is_read(run, tmp_path: Path) -> None:
+    packed = tmp_path / "traces.bin"
+    packed.write_bytes(gzip.compress(DEMO.read_bytes()))
+    assert run("render", str(packed)).out == run("render", str(DEMO)).out
+
+
+def test_json_lines_file_is_read(run, tmp_path: Path) -> None:
+    lines = tmp_path / "traces.jsonl"
+    first = document([span("c", "web", "client")])
+    second = document([span("s", "api", "server", "c")])
+    lines.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    graph = run("render", str(lines)).json()
+    assert [(e["source"], e["target"], e["calls"]) for e in graph["edges"]] == [("web", "api", 1)]
+
+
+def test_installed_command_prints_no_traceback(tmp_path: Path) -> None:
+    """The real console entry point, as a user runs it."""
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "servicemap", "render", str(empty)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"servicemap: error: {empty}: file is empty"

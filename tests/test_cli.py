@@ -1,0 +1,99 @@
+"""The command line as a user drives it: windows, output files, help, docs."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+from servicemap.cli import cli
+from servicemap.timeparse import parse_time_ns
+from tests.conftest import DEMO, ROOT, edges_of
+
+
+def _root_web_spans_since(since_ns: int, until_ns: int) -> int:
+    """Independent count: root SERVER spans of `web` starting inside [since, until)."""
+    data = json.loads(DEMO.read_text())
+    count = 0
+    for resource_spans in data["resourceSpans"]:
+        attrs = {a["key"]: a["value"] for a in resource_spans["resource"]["attributes"]}
+        if attrs["service.name"]["stringValue"] != "web":
+            continue
+        for scope in resource_spans["scopeSpans"]:
+            for item in scope["spans"]:
+                start = int(item["startTimeUnixNano"])
+                if item["kind"] == 2 and not item.get("parentSpanId"):
+                    count += since_ns <= start < until_ns
+    return count
+
+
+def test_since_and_until_narrow_the_window(run) -> None:
+    since, until = "2026-11-01T12:03:00Z", "2026-11-01T12:06:00"
+    graph = run("render", str(DEMO), "--since", since, "--until", until).json()
+    expected = _root_web_spans_since(parse_time_ns(since), parse_time_ns(until))
+    assert 0 < expected < 200
+    assert edges_of(graph)[("user", "web")][0] == expected
+    assert graph["window"]["start"] >= "2026-11-01T12:03:00"
+    full = run("render", str(DEMO)).json()
+    assert graph["window"]["spans"] < full["window"]["spans"]
+
+
+def test_window_with_no_data_gives_an_empty_graph(run) -> None:
+    result = run("render", str(DEMO), "--since", "2030-01-01T00:00:00Z")
+    assert result.code == 0, result.err
+    graph = result.json()
+    assert graph["nodes"] == [] and graph["edges"] == []
+    assert graph["window"] == {"start": None, "end": None, "spans": 0, "traces": 0}
+
+
+def test_relative_since_is_measured_back_from_now() -> None:
+    now = 1_800_000_000 * 10**9
+    assert parse_time_ns("15m", now_ns=now) == now - 15 * 60 * 10**9
+    assert parse_time_ns("1700000000") == 1_700_000_000 * 10**9
+    assert parse_time_ns("2026-11-01T12:00:00+01:00") == parse_time_ns("2026-11-01T11:00:00Z")
+
+
+def test_output_file(run, tmp_path: Path) -> None:
+    out = tmp_path / "map.dot"
+    result = run("render", str(DEMO), "--format", "dot", "-o", str(out))
+    assert result.code == 0 and result.out == ""
+    text = out.read_text()
+    assert text.startswith("digraph servicemap {")
+    assert '"checkout" -> "payment"' in text
+
+
+def test_every_command_has_help_and_is_in_the_readme(run) -> None:
+    readme = (ROOT / "README.md").read_text()
+    for name, command in cli.commands.items():
+        result = run(name, "--help")
+        assert result.code == 0
+        assert "Usage:" in result.out
+        assert f"servicemap {name}" in readme, f"README does not document `servicemap {name}`"
+        for param in command.params:
+            for option in getattr(param, "opts", []):
+                if option.startswith("--") and option != "--help":
+                    assert option in readme, f"README does not mention {name} {option}"
+
+
+def test_readme_quick_start_has_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "bash scripts/setup.sh" in readme
+    assert ".venv/bin/python -m pytest" in readme
+    assert ".venv/bin/python -m pytest" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_servicemap_never_imports_collector_outside_the_cli() -> None:
+    """DESIGN §2: dependencies point one way (import-linter checks the same in CI)."""
+    offenders = []
+    for path in (ROOT / "servicemap").rglob("*.py"):
+        if path.name == "cli.py" and path.parent.name == "servicemap":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path}: {n}" for n in names if re.match(r"collector(\.|$)", n)]
+    assert offenders == []
