@@ -21,5 +21,7 @@ fi
 
 .venv/bin/servicemap render fixtures/demo/traces.otlp.json --format json -o demo-map.json
 .venv/bin/servicemap render fixtures/demo/traces.otlp.json --format dot -o demo-map.dot
-if command -v dot >/dev/null; then dot -Tsvg demo-map.dot -o demo-map.svg; fi
+if command -v dot >/dev/null; then
+  .venv/bin/servicemap render fixtures/demo/traces.otlp.json --format svg -o demo-map.svg
+fi
 echo "setup: done — the demo map is in demo-map.json, demo-map.dot$(command -v dot >/dev/null && echo ' and demo-map.svg')"

@@ -5,6 +5,7 @@ The composition root: the only servicemap module allowed to import `collector`.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,11 +19,13 @@ from servicemap.build import TimeRange, build_from_paths
 from servicemap.errors import ServicemapError
 from servicemap.graph import ServiceGraph
 from servicemap.render.dot import render_dot
+from servicemap.render.image import IMAGE_FORMATS, render_image
 from servicemap.timeparse import parse_time_ns
 
-RENDERERS: dict[str, Callable[[ServiceGraph], str]] = {
+RENDERERS: dict[str, Callable[[ServiceGraph], str | bytes]] = {
     "json": ServiceGraph.dumps,
     "dot": render_dot,
+    **{name: functools.partial(render_image, image_format=name) for name in IMAGE_FORMATS},
 }
 
 
@@ -37,13 +40,14 @@ def _time_range(since: str | None, until: str | None) -> TimeRange:
     return window
 
 
-def _write(text: str, output: str) -> None:
+def _write(content: str | bytes, output: str) -> None:
+    data = content.encode() if isinstance(content, str) else content
     if output == "-":
-        sys.stdout.write(text)
+        sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
     try:
-        Path(output).write_text(text, encoding="utf-8")
+        Path(output).write_bytes(data)
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
 

@@ -40,34 +40,17 @@ def _attributes(values: dict[str, str | float]) -> str:
 
 
 def _legend() -> list[str]:
-    lines = [
-        "  subgraph cluster_legend {",
-        '    label="Legend"; fontsize=10; color="#bbbbbb"; style="rounded";',
-    ]
-    previous = None
-    for status, label in STATUS_LABEL.items():
-        name = f"legend_{status}"
-        lines.append(
-            f"    {quote(name)} "
-            + _attributes(
-                {
-                    "label": label,
-                    "shape": "box",
-                    "style": "filled,rounded",
-                    "fillcolor": STATUS_FILL[status],
-                    "color": STATUS_LINE[status],
-                    "fontsize": 9.0,
-                    "height": 0.3,
-                    "width": 0.9,
-                }
-            )
-            + ";"
-        )
-        if previous:
-            lines.append(f"    {quote(previous)} -> {quote(name)} [style=invis];")
-        previous = name
-    lines.append("  }")
-    return lines
+    """One HTML-table node: a swatch and the name of each status, out of the graph's way."""
+    rows = "".join(
+        f'<TR><TD BGCOLOR="{STATUS_FILL[status]}" WIDTH="18"> </TD>'
+        f'<TD ALIGN="LEFT">{label}</TD></TR>'
+        for status, label in STATUS_LABEL.items()
+    )
+    table = (
+        '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="2" CELLPADDING="3" COLOR="#bbbbbb">'
+        f'<TR><TD COLSPAN="2"><B>status</B></TD></TR>{rows}</TABLE>'
+    )
+    return [f'  "servicemap_legend" [shape=plaintext, fontsize=9, label=<{table}>];']
 
 
 def window_text(graph: ServiceGraph) -> str:

@@ -15,7 +15,7 @@ STATUS_FILL: dict[Status, str] = {
 }
 STATUS_LINE: dict[Status, str] = {
     "ok": "#5f6b73",
-    "warning": "#c98a00",
+    "warning": "#a86b00",
     "critical": "#c0392b",
     "no_data": "#9a9a9a",
 }
