@@ -94,6 +94,11 @@ def render(
     _write(RENDERERS[output_format](graph), output)
 
 
+from collector.command import collect  # noqa: E402
+
+cli.add_command(collect)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every expected failure is one line on stderr and exit code 1."""
     try:

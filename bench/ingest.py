@@ -1,0 +1,192 @@
+"""Ingest benchmark: spans/s through the collector's gRPC receiver to Parquet, against a
+decode-and-discard gRPC server measured in the same run (DESIGN §10).
+
+Both servers run in their own process; this process is the client: several threads send the
+same pre-serialized requests (512 spans, 10 attributes each) over one channel apiece. The
+collector figure includes its final flush: the clock stops when it has exited after SIGTERM,
+so every acknowledged span is in a renamed Parquet file.
+
+    .venv/bin/python bench/ingest.py [--requests 400] [--threads 4] [--fsync always]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+EXPORT = f"/{SERVICE}/Export"
+SPANS_PER_REQUEST = 512
+ATTRIBUTES = 10
+
+
+def make_request(number: int) -> bytes:
+    base = 1_767_225_600_000_000_000 + number * 1_000_000
+    spans = []
+    for i in range(SPANS_PER_REQUEST):
+        attrs = [
+            KeyValue(key=f"attr.{k}", value=AnyValue(string_value=f"value-{k}-{i % 7}"))
+            for k in range(ATTRIBUTES - 2)
+        ]
+        attrs.append(KeyValue(key="http.response.status_code", value=AnyValue(int_value=200)))
+        attrs.append(KeyValue(key="server.address", value=AnyValue(string_value="backend")))
+        spans.append(
+            Span(
+                trace_id=(number * 1000 + i // 16 + 1).to_bytes(16, "big"),
+                span_id=(number * 100_000 + i + 1).to_bytes(8, "big"),
+                parent_span_id=(number * 100_000 + i).to_bytes(8, "big") if i % 16 else b"",
+                name=f"op-{i % 5}",
+                kind=Span.SPAN_KIND_SERVER if i % 2 else Span.SPAN_KIND_CLIENT,
+                start_time_unix_nano=base + i * 1000,
+                end_time_unix_nano=base + i * 1000 + 500_000,
+                attributes=attrs,
+            )
+        )
+    resource = ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])
+    resource.resource.attributes.append(
+        KeyValue(key="service.name", value=AnyValue(string_value=f"svc-{number % 8}"))
+    )
+    return ExportTraceServiceRequest(resource_spans=[resource]).SerializeToString()
+
+
+def serve_baseline() -> None:
+    """Decode every request and throw it away: what a gRPC server in Python costs at best."""
+
+    def export(body: bytes, context: grpc.ServicerContext) -> bytes:
+        ExportTraceServiceRequest.FromString(body)
+        return ExportTraceServiceResponse().SerializeToString()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    handler = grpc.unary_unary_rpc_method_handler(export)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(json.dumps({"event": "listening", "otlp_grpc": f"127.0.0.1:{port}"}), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop(0))
+    server.wait_for_termination()
+
+
+def wait_listening(log: Path, process: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited early:\n{log.read_text()}")
+        for line in log.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("event") == "listening":
+                return str(entry["otlp_grpc"])
+        time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+def send_all(target: str, bodies: list[bytes], requests: int, threads: int) -> int:
+    """Send `requests` requests from `threads` threads; retry refusals; returns spans acked."""
+    counter = iter(range(requests))
+    lock = threading.Lock()
+    acked = [0]
+
+    def worker() -> None:
+        with grpc.insecure_channel(target) as channel:
+            call = channel.unary_unary(EXPORT)
+            while True:
+                with lock:
+                    number = next(counter, None)
+                if number is None:
+                    return
+                while True:
+                    try:
+                        call(bodies[number % len(bodies)], timeout=60)
+                        break
+                    except grpc.RpcError as error:
+                        if error.code() != grpc.StatusCode.UNAVAILABLE:
+                            raise
+                        time.sleep(0.05)
+                with lock:
+                    acked[0] += SPANS_PER_REQUEST
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return acked[0]
+
+
+def run(
+    command: list[str], workdir: Path, name: str, args: argparse.Namespace
+) -> tuple[float, float]:
+    """(spans/s acknowledged, spans/s until the server exited after SIGTERM)."""
+    log = workdir / f"{name}.log"
+    bodies = [make_request(n) for n in range(32)]
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=handle)
+    try:
+        target = wait_listening(log, process)
+        send_all(target, bodies, 8, 2)  # warm up connections and code paths
+        start = time.perf_counter()
+        spans = send_all(target, bodies, args.requests, args.threads)
+        acked = time.perf_counter() - start
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+        done = time.perf_counter() - start
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return spans / acked, spans / done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--fsync", choices=("always", "interval"), default="always")
+    parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_baseline:
+        serve_baseline()
+        return
+    with tempfile.TemporaryDirectory(prefix="servicemap-ingest-") as tmp:
+        workdir = Path(tmp)
+        baseline, _ = run([sys.executable, __file__, "--serve-baseline"], workdir, "baseline", args)
+        collector = [
+            sys.executable, "-m", "servicemap", "collect", "--data", str(workdir / "data"),
+            "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--fsync", args.fsync,
+        ]  # fmt: skip
+        acked, to_parquet = run(collector, workdir, "collector", args)
+        files = list((workdir / "data" / "spans").rglob("*.parquet"))
+        size = sum(f.stat().st_size for f in files)
+    spans = args.requests * SPANS_PER_REQUEST
+    print(f"spans: {spans} in requests of {SPANS_PER_REQUEST} spans x {ATTRIBUTES} attributes, "
+          f"{args.threads} client threads, {os.cpu_count()} cores, fsync {args.fsync}")  # fmt: skip
+    print(f"decode-and-discard gRPC server : {baseline:>10,.0f} spans/s (baseline)")
+    print(f"collector, acknowledged        : {acked:>10,.0f} spans/s  ratio {acked / baseline:.2f}")
+    print(
+        f"collector, through to Parquet  : {to_parquet:>10,.0f} spans/s  "
+        f"ratio {to_parquet / baseline:.2f}  ({len(files)} files, {size / 1e6:.1f} MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Write-ahead log: a request is acknowledged only once its spans are in a log file on disk.
+
+Layout: `DATA/_wal/<segment id>.wal` (the leading `_` keeps dataset readers out). A segment is a
+sequence of frames `magic | length | crc32 | Arrow IPC stream of the accepted spans`. One segment
+holds exactly the spans of one Parquet roll: the sink rotates the segment and takes its buffer
+under one lock, so "segment N" and "the buffer written as the files `part-N.parquet`" are the
+same spans. That gives the invariant replay relies on:
+
+    a segment file exists  ⇔  its spans may not yet all be in renamed Parquet files;
+    the Parquet files of segment N are named after N, one per date/hour partition.
+
+A segment is deleted only after its Parquet files are renamed and their directories fsynced. On
+start, every remaining segment is written again under the same names; `os.replace` overwrites
+any file a crash left behind with the same rows, so nothing is lost and nothing counts twice.
+A truncated or corrupt tail frame (a write cut short) ends the segment: it was never
+acknowledged, because acknowledgement waits for the fsync that covers the whole frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from servicemap.schema import SPAN_SCHEMA
+
+logger = logging.getLogger(__name__)
+
+WAL_DIR = "_wal"
+SUFFIX = ".wal"
+MAGIC = b"SMW1"
+HEADER = struct.Struct(">4sII")  # magic, payload length, crc32 of the payload
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A closed log segment; `id` names its Parquet files."""
+
+    id: str
+    path: Path
+
+
+def new_segment_id() -> str:
+    """Sortable by creation time and unique across restarts (a restarted collector must never
+    reuse an id whose Parquet files already exist with other rows)."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+
+
+def encode_frame(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, SPAN_SCHEMA) as writer:
+        writer.write_table(table)
+    payload: bytes = sink.getvalue().to_pybytes()
+    return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def read_segment(path: Path) -> Iterator[pa.Table]:
+    """The span tables of a segment's whole frames, stopping at a torn or corrupt tail."""
+    with open(path, "rb") as handle:
+        while True:
+            header = handle.read(HEADER.size)
+            if len(header) < HEADER.size:
+                if header:
+                    logger.warning("wal %s: truncated frame header ignored", path.name)
+                return
+            magic, length, crc = HEADER.unpack(header)
+            payload = handle.read(length) if magic == MAGIC else b""
+            if magic != MAGIC or len(payload) < length or zlib.crc32(payload) != crc:
+                logger.warning("wal %s: torn or corrupt frame, rest of segment ignored", path.name)
+                return
+            yield pa.ipc.open_stream(payload).read_all()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WriteAheadLog:
+    """Append frames to the current segment; `sync` is a group commit (one fsync covers every
+    frame written before it, so concurrent requests share the cost)."""
+
+    def __init__(self, root: Path) -> None:
+        self.directory = root / WAL_DIR
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._file: BinaryIO | None = None
+        self._segment: Segment | None = None
+        self._written = 0  # bytes appended since start, over all segments
+        self._durable = 0  # bytes known to be on disk
+        self._closed_bytes = 0  # bytes of closed segments not yet deleted
+        self._current_bytes = 0
+
+    def pending_segments(self) -> list[Segment]:
+        """Segments on disk (left by an earlier run), oldest first."""
+        return [
+            Segment(path.stem, path)
+            for path in sorted(self.directory.glob(f"*{SUFFIX}"))
+            if not path.name.startswith(".")
+        ]
+
+    def append(self, frame: bytes) -> int:
+        """Write a frame to the current segment; returns the position `sync` must reach."""
+        with self._lock:
+            if self._file is None:
+                segment_id = new_segment_id()
+                path = self.directory / f"{segment_id}{SUFFIX}"
+                self._file = open(path, "ab")  # noqa: SIM115 - lives until rotate()
+                self._segment = Segment(segment_id, path)
+                _fsync_dir(self.directory)
+            self._file.write(frame)
+            self._file.flush()  # into the OS: a killed process loses nothing from here on
+            self._written += len(frame)
+            self._current_bytes += len(frame)
+            return self._written
+
+    def sync(self, position: int | None = None) -> None:
+        """Return once every byte up to `position` (default: all written) is fsynced."""
+        with self._sync_lock:
+            if position is not None and self._durable >= position:
+                return
+            with self._lock:
+                target = self._written
+                fd = os.dup(self._file.fileno()) if self._file is not None else None
+            if fd is not None:
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self._durable = max(self._durable, target)
+
+    def rotate(self) -> Segment | None:
+        """Close the current segment (fsynced) and return it; None when nothing was written.
+        The caller takes the matching buffer under the same lock as its appends."""
+        with self._lock:
+            if self._file is None or self._segment is None:
+                return None
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            segment = self._segment
+            self._file, self._segment = None, None
+            self._closed_bytes += self._current_bytes
+            self._current_bytes = 0
+            self._durable = max(self._durable, self._written)
+            return segment
+
+    def delete(self, segment: Segment) -> None:
+        """Forget a segment whose spans are all in renamed Parquet files."""
+        size = segment.path.stat().st_size if segment.path.exists() else 0
+        segment.path.unlink(missing_ok=True)
+        _fsync_dir(self.directory)
+        with self._lock:
+            self._closed_bytes = max(0, self._closed_bytes - size)
+
+    @property
+    def bytes_on_disk(self) -> int:
+        with self._lock:
+            return self._closed_bytes + self._current_bytes
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
