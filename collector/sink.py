@@ -20,7 +20,7 @@ import pyarrow as pa
 from collector.metrics import Metrics
 from collector.wal import Segment, WriteAheadLog, encode_frame, read_segment
 from servicemap.schema import SPAN_SCHEMA
-from servicemap.storage import SPANS_DIR, _partitions, write_file
+from servicemap.storage import SPANS_DIR, partitions, write_file
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class ParquetSink:
 
     def _write(self, segment: Segment, table: pa.Table) -> None:
         directories = set()
-        for partition, part in sorted(_partitions(table.cast(SPAN_SCHEMA)).items()):
+        for partition, part in sorted(partitions(table.cast(SPAN_SCHEMA)).items()):
             path = segment_file(self.root, partition, segment)
             write_file(part, path)
             directories.add(path.parent)

@@ -31,7 +31,7 @@ def parquet_writer_options() -> dict[str, object]:
     }
 
 
-def _partitions(table: pa.Table) -> dict[tuple[str, str], pa.Table]:
+def partitions(table: pa.Table) -> dict[tuple[str, str], pa.Table]:
     """Split a span table by the UTC date and hour of each span's start."""
     start = table.column("start_time")
     date = pc.strftime(start, format="date=%Y-%m-%d")
@@ -60,7 +60,7 @@ def write_file(table: pa.Table, path: Path) -> None:
 def write_dataset(table: pa.Table, root: Path) -> list[Path]:
     """Append a span table to the dataset under `root`; returns the files written."""
     written = []
-    for (date_part, hour_part), part in sorted(_partitions(table).items()):
+    for (date_part, hour_part), part in sorted(partitions(table).items()):
         path = root / SPANS_DIR / date_part / hour_part / f"part-{uuid.uuid4().hex}.parquet"
         write_file(part, path)
         written.append(path)
