@@ -87,8 +87,9 @@ def render(
     """Draw the service map of SOURCE... (Parquet dataset directories or trace files).
 
     Trace files may be OTLP/JSON (one document or one per line, or Jaeger's v3 API
-    response) or OTLP protobuf, optionally gzip-compressed; the format is read from the
-    content. Every span counts unless --since/--until narrow the window.
+    response), OTLP protobuf, Jaeger JSON (UI download or api_v2) or Zipkin v2 JSON,
+    optionally gzip-compressed; the format is read from the content. Every span counts
+    unless --since/--until narrow the window.
     """
     graph = apply_default_status(build_from_paths(sources, _time_range(since, until)))
     _write(RENDERERS[output_format](graph), output)

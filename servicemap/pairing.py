@@ -8,7 +8,7 @@ Keep the SQL close to ANSI so it can run on other engines later.
 
 from __future__ import annotations
 
-from servicemap.schema import SpanKind, StatusCode
+from servicemap.schema import UNKNOWN_SERVICE, SpanKind, StatusCode
 
 K_SERVER, K_CLIENT = int(SpanKind.SERVER), int(SpanKind.CLIENT)
 K_PRODUCER, K_CONSUMER = int(SpanKind.PRODUCER), int(SpanKind.CONSUMER)
@@ -55,6 +55,13 @@ QUALIFY row_number() OVER (
     ORDER BY duration_ns DESC NULLS LAST, status_code DESC) = 1
 """
 
+# Spans whose service is unknown (no service name in the data) are counted, but draw no edge:
+# one `unknown_service` node would join unrelated processes into false paths.
+NAMED_SPANS = f"""
+CREATE OR REPLACE TEMP VIEW named AS
+SELECT * FROM s WHERE service_name <> '{UNKNOWN_SERVICE}'
+"""
+
 # Parent/child pairs that any rule reads: cross-service pairs, a CLIENT's children (to know
 # whether it is paired), and a PRODUCER's children (a consumer inherits its destination).
 PAIRS = f"""
@@ -64,8 +71,8 @@ SELECT c.trace_id, c.span_id AS child_id, c.service_name AS child_service, c.kin
        p.span_id AS parent_id, p.service_name AS parent_service, p.kind AS parent_kind,
        p.failed AS parent_failed, p.duration_ns AS parent_duration,
        p.destination AS parent_destination, p.messaging_system AS parent_messaging_system
-FROM s AS c
-JOIN s AS p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
+FROM named AS c
+JOIN named AS p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
 WHERE c.service_name <> p.service_name OR p.kind IN ({K_CLIENT}, {K_PRODUCER})
 """
 
@@ -81,7 +88,7 @@ WHERE parent_kind = {K_CLIENT}
 CONSUMER_DESTINATIONS = f"""
 CREATE OR REPLACE TEMP TABLE consumer_destinations AS
 WITH consumers AS (
-    SELECT * FROM s WHERE kind = {K_CONSUMER}
+    SELECT * FROM named WHERE kind = {K_CONSUMER}
 ), by_parent AS (
     SELECT trace_id, child_id AS span_id, child_service AS service_name,
            min(COALESCE(parent_destination, parent_messaging_system)) AS destination
@@ -131,7 +138,7 @@ UNION ALL
 -- rule 2: producer → destination, destination → consumer
 SELECT service_name, 'service', COALESCE(destination, messaging_system), 'messaging',
        'messaging', failed, duration_ns, NULL, TRUE
-FROM s
+FROM named
 WHERE kind = {K_PRODUCER} AND COALESCE(destination, messaging_system) IS NOT NULL
 UNION ALL
 SELECT destination, 'messaging', service_name, 'service', 'messaging',
@@ -148,7 +155,7 @@ SELECT c.service_name, 'service',
        CASE WHEN c.is_db THEN 'database' ELSE 'external' END,
        CASE WHEN c.is_db THEN 'database' ELSE 'virtual' END,
        c.failed, c.duration_ns, NULL, TRUE
-FROM s AS c
+FROM named AS c
 WHERE c.kind = {K_CLIENT}
   AND NOT EXISTS (
       SELECT 1 FROM paired_clients AS pc
@@ -159,7 +166,7 @@ UNION ALL
 SELECT COALESCE(peer_service, 'user'),
        CASE WHEN peer_service IS NULL THEN 'user' ELSE 'external' END,
        service_name, 'service', 'virtual', failed, duration_ns, duration_ns, TRUE
-FROM s
+FROM named
 WHERE kind = {K_SERVER} AND parent_span_id IS NULL
 """
 
@@ -196,6 +203,7 @@ SELECT
 
 PAIRING_STEPS: tuple[str, ...] = (
     DEDUPLICATED_SPANS,
+    NAMED_SPANS,
     PAIRS,
     PAIRED_CLIENTS,
     CONSUMER_DESTINATIONS,

@@ -1,34 +1,55 @@
-"""Which reader a file needs, decided from its content (file names can be anything)."""
+"""Which reader a file needs, decided from its content (file names can be anything).
+
+Files are streamed: bytes are read a block at a time (inflated when gzip-compressed), JSON is
+decoded value by value and big arrays in slices (`jsonstream`), so memory holds the span table
+being built rather than the file's text or its parsed JSON. A long read shows a progress bar
+when standard error is a terminal.
+"""
 
 from __future__ import annotations
 
+import codecs
 import gzip
-import json
+import io
+import os
+import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from servicemap.errors import InvalidSpanError, ServicemapError, SourceError
 from servicemap.schema import SPAN_SCHEMA
-from servicemap.sources import otlp
+from servicemap.sources import jaeger, jsonstream, otlp, zipkin
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
+UTF8_BOM = codecs.BOM_UTF8
+READ_BLOCK = 1 << 20
+PROGRESS_MIN_BYTES = 8 << 20
+_BLANK = b" \t\r\n"
 
-JsonReader = Callable[[list[Any]], pa.Table]
-# (does this JSON document look like mine?, read a list of such documents) — first match wins.
+JsonReader = Callable[[Iterable[Any]], pa.Table]
+# (does this JSON document look like mine?, read such documents) — first match wins. A file's
+# documents are its top-level JSON values, a big top-level array (or Jaeger's `data` array)
+# coming as several documents of the same shape, each a slice of it.
 JSON_READERS: list[tuple[Callable[[Any], bool], JsonReader]] = []
+KNOWN_FORMATS = "OTLP/JSON, Jaeger JSON or Zipkin v2 JSON expected"
 
 
-def _read_otlp_documents(documents: list[Any]) -> pa.Table:
+def _read_otlp_documents(documents: Iterable[Any]) -> pa.Table:
     return _strict(otlp.convert(otlp.parse_json_document(doc) for doc in documents))
 
 
 JSON_READERS.append((otlp.is_otlp_json, _read_otlp_documents))
+JSON_READERS.append((jaeger.is_jaeger_json, jaeger.read_documents))
+JSON_READERS.append((zipkin.is_zipkin_json, zipkin.read_documents))
 
 
 def _strict(conversion: otlp.Conversion) -> pa.Table:
@@ -42,75 +63,141 @@ def _strict(conversion: otlp.Conversion) -> pa.Table:
 
 def read_bytes(path: Path) -> bytes:
     """The file's bytes, inflated when gzip-compressed."""
+    with _open(path) as raw:
+        return b"".join(_blocks(_inflated(raw), raw, lambda _: None))
+
+
+def read_documents(documents: Iterable[Any]) -> pa.Table:
+    """JSON documents → span table, by the reader the first document's shape asks for."""
+    iterator = iter(documents)
+    first = next(iterator, _NOTHING)
+    if first is _NOTHING:
+        raise SourceError("no JSON document")
+    for looks_like, reader in JSON_READERS:
+        if looks_like(first):
+            return reader(_all_alike(first, iterator, looks_like))
+    raise SourceError(f"JSON is not a known trace format ({KNOWN_FORMATS})")
+
+
+_NOTHING = object()
+
+
+def _all_alike(first: Any, rest: Iterator[Any], looks_like: Callable[[Any], bool]) -> Iterator[Any]:
+    yield first
+    for number, document in enumerate(rest, start=2):
+        if not looks_like(document):
+            raise SourceError(f"JSON document {number} is not in the trace format of the first")
+        yield document
+
+
+def read_json(text: str) -> pa.Table:
+    """Every document of a JSON or JSON-lines text, sent to the reader its shape needs."""
+    return read_documents(jsonstream.documents([text]))
+
+
+def read_file(path: Path) -> pa.Table:
+    """A recorded trace file → span table, whatever its format."""
     try:
-        data = path.read_bytes()
+        with _open(path) as raw:
+            if raw.peek(len(PARQUET_MAGIC))[: len(PARQUET_MAGIC)] == PARQUET_MAGIC:
+                return pq.read_table(path, schema=SPAN_SCHEMA)
+            return _read_stream(path, raw)
+    except ServicemapError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+def _open(path: Path) -> io.BufferedReader:
+    try:
+        return path.open("rb")
     except FileNotFoundError:
         raise SourceError(f"{path}: no such file or directory") from None
     except IsADirectoryError:
         raise SourceError(f"{path}: is a directory") from None
     except OSError as exc:
         raise SourceError(f"{path}: {exc.strerror}") from None
-    if data.startswith(GZIP_MAGIC):
+
+
+def _inflated(raw: io.BufferedReader) -> io.BufferedIOBase:
+    if raw.peek(len(GZIP_MAGIC))[: len(GZIP_MAGIC)] == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    return raw
+
+
+def _read_stream(path: Path, raw: io.BufferedReader) -> pa.Table:
+    with _progress(path, raw) as advance:
+        blocks = _blocks(_inflated(raw), raw, advance)
+        head, blocks = _first_content(blocks)
+        if head is None:
+            raise SourceError("file is empty")
+        if head in b"{[":
+            return read_documents(jsonstream.documents(_text(blocks)))
+        return _read_protobuf(b"".join(blocks))
+
+
+def _blocks(
+    stream: io.BufferedIOBase, raw: io.BufferedReader, advance: Callable[[int], None]
+) -> Iterator[bytes]:
+    """The (inflated) bytes a block at a time, reporting progress in bytes of the file."""
+    done = 0
+    while True:
         try:
-            data = gzip.decompress(data)
+            block = stream.read(READ_BLOCK)
         except (OSError, EOFError, zlib.error) as exc:
-            raise SourceError(f"{path}: broken gzip data ({exc})") from None
-    return data
+            if stream is raw:
+                raise SourceError(f"cannot read: {exc}") from None
+            raise SourceError(f"broken gzip data ({exc})") from None
+        if not block:
+            return
+        position = raw.tell()
+        advance(position - done)
+        done = position
+        yield block
 
 
-def _json_documents(text: str) -> Iterator[Any]:
-    """One JSON document, or one per line (newline-delimited, as the OTLP file exporter writes)."""
+def _first_content(blocks: Iterator[bytes]) -> tuple[bytes | None, Iterator[bytes]]:
+    """The first byte that is not blank (after a UTF-8 byte-order mark), and all the blocks."""
+    seen: list[bytes] = []
+    for block in blocks:
+        seen.append(block)
+        text = block[len(UTF8_BOM) :] if len(seen) == 1 and block.startswith(UTF8_BOM) else block
+        content = text.lstrip(_BLANK)
+        if content:
+            return content[:1], chain(seen, blocks)
+    return None, iter(seen)
+
+
+def _text(blocks: Iterable[bytes]) -> Iterator[str]:
+    """UTF-8 text (a leading byte-order mark dropped) from blocks of bytes."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    offset = 0
+    for block in blocks:
+        try:
+            yield decoder.decode(block)
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"not UTF-8 JSON (byte {offset + exc.start})") from None
+        offset += len(block)
     try:
-        yield json.loads(text)
+        yield decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"not UTF-8 JSON (byte {offset + exc.start})") from None
+
+
+@contextmanager
+def _progress(path: Path, raw: io.BufferedReader) -> Iterator[Callable[[int], None]]:
+    """A progress bar over the file's bytes, on a terminal and for big files only."""
+    try:
+        size = os.fstat(raw.fileno()).st_size
+    except (OSError, AttributeError, ValueError):
+        size = 0
+    if size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield lambda _: None
         return
-    except json.JSONDecodeError as exc:
-        if exc.msg != "Extra data":
-            raise
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise json.JSONDecodeError(exc.msg, exc.doc, exc.pos) from None
-            except Exception:
-                raise SourceError(f"line {number}: invalid JSON") from None
-
-
-def read_json(text: str) -> pa.Table:
-    """Every document of a JSON or JSON-lines text, each sent to the reader its shape needs."""
-    documents = list(_json_documents(text))
-    if not documents:
-        raise SourceError("no JSON document")
-    for looks_like, reader in JSON_READERS:
-        if all(looks_like(doc) for doc in documents):
-            return reader(documents)
-    raise SourceError("JSON is not a known trace format (OTLP/JSON expected)")
-
-
-def read_file(path: Path) -> pa.Table:
-    """A recorded trace file → span table, whatever its format."""
-    data = read_bytes(path)
-    if not data.strip():
-        raise SourceError(f"{path}: file is empty")
-    try:
-        if data.startswith(PARQUET_MAGIC):
-            return pq.read_table(path, schema=SPAN_SCHEMA)
-        head = data.lstrip()[:1]
-        if head in (b"{", b"["):
-            try:
-                text = data.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise SourceError("not UTF-8 JSON") from None
-            return read_json(text)
-        return _read_protobuf(data)
-    except json.JSONDecodeError as exc:
-        raise SourceError(
-            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    except ServicemapError as exc:
-        if str(exc).startswith(str(path)):
-            raise
-        raise type(exc)(f"{path}: {exc}") from None
+    with click.progressbar(
+        length=size, label=f"reading {path.name}", file=sys.stderr, show_eta=True
+    ) as bar:
+        yield bar.update
 
 
 def _read_protobuf(data: bytes) -> pa.Table:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,15 +20,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, TracesData
 
 from servicemap.errors import InvalidSpanError, SourceError
-from servicemap.schema import (
-    HOISTED_ATTRIBUTES,
-    INT_COLUMNS,
-    RESOURCE_FIRST,
-    SPAN_ID_BYTES,
-    SPAN_SCHEMA,
-    TRACE_ID_BYTES,
-    UNKNOWN_SERVICE,
-)
+from servicemap.schema import SPAN_ID_BYTES, SPAN_SCHEMA, TRACE_ID_BYTES, UNKNOWN_SERVICE
+from servicemap.sources.columns import SpanColumns
 
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 _ZERO_TRACE = bytes(TRACE_ID_BYTES)
@@ -88,40 +81,11 @@ def _validate_ids(span: Span) -> str | None:
     return None
 
 
-def _hoist(span_attrs: dict[str, str], resource_attrs: Mapping[str, str]) -> dict[str, str | None]:
-    """Pick the hoisted columns' values, removing the keys used from the span's own map."""
-    values: dict[str, str | None] = {}
-    for column, keys in HOISTED_ATTRIBUTES.items():
-        found: str | None = None
-        for key in keys:
-            if column in RESOURCE_FIRST and key in resource_attrs:
-                found = resource_attrs[key]
-                break
-            if key in span_attrs:
-                found = span_attrs.pop(key)
-                break
-            if key in resource_attrs:
-                found = resource_attrs[key]
-                break
-        values[column] = found
-    return values
-
-
-def _to_int(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        number = int(float(text))
-    except ValueError:
-        return None
-    return number if -(2**31) <= number < 2**31 else None
-
-
 class _Columns:
-    """Column lists filled span by span, turned into one Arrow table at the end."""
+    """OTLP resource spans → rows of the shared span-table builder."""
 
     def __init__(self) -> None:
-        self.data: dict[str, list[Any]] = {name: [] for name in SPAN_SCHEMA.names}
+        self.columns = SpanColumns()
 
     def add_resource_spans(self, resource_spans: ResourceSpans, conversion: Conversion) -> None:
         resource_attrs = attributes_to_dict(resource_spans.resource.attributes)
@@ -137,34 +101,24 @@ class _Columns:
                 self.add_span(span, service, resource_attrs)
 
     def add_span(self, span: Span, service: str, resource_attrs: dict[str, str]) -> None:
-        data = self.data
-        span_attrs = attributes_to_dict(span.attributes)
-        hoisted = _hoist(span_attrs, resource_attrs)
         start, end = span.start_time_unix_nano, span.end_time_unix_nano
-        data["trace_id"].append(span.trace_id)
-        data["span_id"].append(span.span_id)
-        data["parent_span_id"].append(span.parent_span_id or None)
-        data["service_name"].append(service)
-        data["name"].append(span.name)
-        data["kind"].append(span.kind)
-        data["status_code"].append(span.status.code)
-        data["start_time"].append(start or None)
-        data["duration_ns"].append(end - start if start and end >= start else None)
-        for column, value in hoisted.items():
-            data[column].append(_to_int(value) if column in INT_COLUMNS else value)
-        data["links"].append(
-            [
-                {"trace_id": link.trace_id, "span_id": link.span_id}
-                for link in span.links
-                if len(link.trace_id) == TRACE_ID_BYTES and len(link.span_id) == SPAN_ID_BYTES
-            ]
-            or None
+        self.columns.append(
+            trace_id=span.trace_id,
+            span_id=span.span_id,
+            parent_span_id=span.parent_span_id or None,
+            service=service,
+            name=span.name,
+            kind=span.kind,
+            status_code=span.status.code,
+            start_ns=start or None,
+            duration_ns=end - start if start and end >= start else None,
+            links=[(link.trace_id, link.span_id) for link in span.links],
+            resource_attrs=resource_attrs,
+            span_attrs=attributes_to_dict(span.attributes),
         )
-        data["resource_attributes"].append(list(resource_attrs.items()))
-        data["attributes"].append(list(span_attrs.items()))
 
     def table(self) -> pa.Table:
-        return pa.Table.from_pydict(self.data, schema=SPAN_SCHEMA)
+        return self.columns.table()
 
 
 def convert(messages: Iterable[TracesData | ExportTraceServiceRequest]) -> Conversion:
