@@ -134,16 +134,39 @@ def send_all(target: str, bodies: list[bytes], requests: int, threads: int) -> i
     return acked[0]
 
 
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory (VmRSS) or its peak (VmHWM) from /proc, in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def run(
     command: list[str], workdir: Path, name: str, args: argparse.Namespace
-) -> tuple[float, float]:
-    """(spans/s acknowledged, spans/s until the server exited after SIGTERM)."""
+) -> tuple[float, float, float, float]:
+    """(spans/s acknowledged, spans/s until the server exited after SIGTERM, idle RSS MiB
+    after start-up, peak RSS MiB)."""
     log = workdir / f"{name}.log"
     bodies = [make_request(n) for n in range(32)]
     with open(log, "wb") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=handle)
+    peak = [0.0]
+    watching = threading.Event()
+
+    def watch() -> None:  # VmHWM is gone once the process exits: sample VmRSS until then
+        while not watching.wait(0.02):
+            peak[0] = max(peak[0], rss_mib(process.pid), rss_mib(process.pid, "VmHWM"))
+
+    watcher = threading.Thread(target=watch, daemon=True)
     try:
         target = wait_listening(log, process)
+        time.sleep(0.5)
+        idle = rss_mib(process.pid)
+        watcher.start()
         send_all(target, bodies, 8, 2)  # warm up connections and code paths
         start = time.perf_counter()
         spans = send_all(target, bodies, args.requests, args.threads)
@@ -152,9 +175,10 @@ def run(
         process.wait(timeout=120)
         done = time.perf_counter() - start
     finally:
+        watching.set()
         if process.poll() is None:
             process.kill()
-    return spans / acked, spans / done
+    return spans / acked, spans / done, idle, peak[0]
 
 
 def main() -> None:
@@ -169,12 +193,14 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="servicemap-ingest-") as tmp:
         workdir = Path(tmp)
-        baseline, _ = run([sys.executable, __file__, "--serve-baseline"], workdir, "baseline", args)
+        baseline, _, base_idle, base_peak = run(
+            [sys.executable, __file__, "--serve-baseline"], workdir, "baseline", args
+        )
         collector = [
             sys.executable, "-m", "servicemap", "collect", "--data", str(workdir / "data"),
             "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--fsync", args.fsync,
         ]  # fmt: skip
-        acked, to_parquet = run(collector, workdir, "collector", args)
+        acked, to_parquet, idle, peak = run(collector, workdir, "collector", args)
         files = list((workdir / "data" / "spans").rglob("*.parquet"))
         size = sum(f.stat().st_size for f in files)
     spans = args.requests * SPANS_PER_REQUEST
@@ -186,6 +212,8 @@ def main() -> None:
         f"collector, through to Parquet  : {to_parquet:>10,.0f} spans/s  "
         f"ratio {to_parquet / baseline:.2f}  ({len(files)} files, {size / 1e6:.1f} MB)"
     )
+    print(f"memory (RSS)                   : collector idle {idle:.0f} MiB, peak {peak:.0f} MiB; "
+          f"baseline server idle {base_idle:.0f} MiB, peak {base_peak:.0f} MiB")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ class GrpcReceiver:
                     message = ExportTraceServiceRequest.FromString(body)
                 except DecodeError as exc:
                     raise BadRequest(f"not an ExportTraceServiceRequest ({exc})") from None
-                result = self.ingest.export(message, "grpc")
+                result = self.ingest.export(message, "grpc", body)
         except BadRequest as exc:
             self._done(grpc.StatusCode.INVALID_ARGUMENT)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from collector.config import Config, parse_address
-from collector.ingest import BadRequest, Ingest, Overloaded, TooLarge
+from collector.ingest import BadRequest, ExportResult, Ingest, Overloaded, TooLarge
 from servicemap.errors import ServicemapError, UsageError
 from servicemap.sources.otlp import parse_json_document
 
@@ -75,6 +75,12 @@ def decode(body: bytes, content_type: str) -> ExportTraceServiceRequest | Traces
         return parse_json_document(document)
     except ServicemapError as exc:
         raise BadRequest(str(exc)) from None
+
+
+def _export(ingest: Ingest, body: bytes, content_type: str) -> ExportResult:
+    """Decode and export; a protobuf body is logged as received, JSON as re-encoded protobuf."""
+    message = decode(body, content_type)
+    return ingest.export(message, "http", body if content_type == PROTOBUF else None)
 
 
 class _Server(ThreadingHTTPServer):
@@ -209,9 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if encoding == "gzip":
                     body = inflate(body, limit)
                     with ingest.admit(len(body)):
-                        result = ingest.export(decode(body, content_type), "http")
+                        result = _export(ingest, body, content_type)
                 else:
-                    result = ingest.export(decode(body, content_type), "http")
+                    result = _export(ingest, body, content_type)
         except BadRequest as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc), content_type)
             return

@@ -1,4 +1,4 @@
-"""What both receivers share: memory admission, OTLP → span table, fan-out to the sinks.
+"""What both receivers share: memory admission, id checks (partial success), fan-out to sinks.
 
 Receivers only translate: bytes in, `ExportResult` or an exception out, and the exception into
 their protocol's code (`BadRequest` → INVALID_ARGUMENT/400, `Overloaded` → UNAVAILABLE/503).
@@ -16,12 +16,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from collector.metrics import Metrics
-from collector.sink import MemoryBudget, Sink
+from collector.sink import MemoryBudget, Sink, estimate_bytes
 from servicemap.errors import ServicemapError
-from servicemap.sources.otlp import convert
+from servicemap.sources.otlp import check_ids
 
 # A request's body is reserved this many times over while it is decoded: the protobuf objects
-# and the Arrow columns built from them are a few times the wire size.
+# are a few times the wire size.
 DECODE_FACTOR = 3
 
 
@@ -76,30 +76,38 @@ class Ingest:
                 self._idle.notify_all()
 
     def export(
-        self, message: ExportTraceServiceRequest | TracesData, protocol: str
+        self,
+        message: ExportTraceServiceRequest | TracesData,
+        protocol: str,
+        body: bytes | None = None,
     ) -> ExportResult:
-        """Convert one request and hand its valid spans to every sink."""
-        conversion = convert([message])
-        table = conversion.table
-        received = table.num_rows + conversion.rejected
-        self.metrics.inc("spans_received_total", received, protocol=protocol)
-        if conversion.rejected:
-            self.metrics.inc("spans_rejected_total", conversion.rejected, protocol=protocol)
-        if table.num_rows:
-            if not self.budget.reserve(table.nbytes):
-                self.metrics.inc("spans_refused_total", table.num_rows, protocol=protocol)
+        """Check one decoded request's ids and hand it to every sink.
+
+        `body` is the request as received (serialized protobuf) when the receiver has it; the
+        sinks log it as is and convert in batches off the request path."""
+        spans, rejected, errors = check_ids(message)
+        accepted = spans - rejected
+        self.metrics.inc("spans_received_total", spans, protocol=protocol)
+        if rejected:
+            self.metrics.inc("spans_rejected_total", rejected, protocol=protocol)
+        if accepted:
+            if body is None:
+                body = message.SerializeToString()
+            amount = estimate_bytes(body)
+            if not self.budget.reserve(amount):
+                self.metrics.inc("spans_refused_total", accepted, protocol=protocol)
                 raise Overloaded("memory limit reached, retry later")
             try:
                 for sink in self.sinks:
-                    sink.add(table)
+                    sink.add(body)
             except Exception:
-                self.budget.release(table.nbytes)  # not buffered: the client must retry
+                self.budget.release(amount)  # not logged: the client must retry
                 raise
-            self.metrics.inc("spans_accepted_total", table.num_rows, protocol=protocol)
-        message_text = "; ".join(conversion.errors)
-        if conversion.rejected > len(conversion.errors):
-            message_text += f" ({conversion.rejected} spans rejected in all)"
-        return ExportResult(table.num_rows, conversion.rejected, message_text)
+            self.metrics.inc("spans_accepted_total", accepted, protocol=protocol)
+        message_text = "; ".join(errors)
+        if rejected > len(errors):
+            message_text += f" ({rejected} spans rejected in all)"
+        return ExportResult(accepted, rejected, message_text)
 
     def wait_idle(self, deadline: float) -> bool:
         """Wait until no request is in flight or the monotonic `deadline` passes."""

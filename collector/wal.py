@@ -1,7 +1,10 @@
 """Write-ahead log: a request is acknowledged only once its spans are in a log file on disk.
 
 Layout: `DATA/_wal/<segment id>.wal` (the leading `_` keeps dataset readers out). A segment is a
-sequence of frames `magic | length | crc32 | Arrow IPC stream of the accepted spans`. One segment
+sequence of frames `magic | length | crc32 | payload`: magic `SMW2` frames hold an accepted
+request as it came (serialized OTLP protobuf, converted in batches later, so the request path
+never builds Arrow); `SMW1` frames, written by earlier versions, hold an Arrow IPC stream of
+spans and are still replayed. One segment
 holds exactly the spans of one Parquet roll: the sink rotates the segment and takes its buffer
 under one lock, so "segment N" and "the buffer written as the files `part-N.parquet`" are the
 same spans. That gives the invariant replay relies on:
@@ -38,7 +41,8 @@ logger = logging.getLogger(__name__)
 
 WAL_DIR = "_wal"
 SUFFIX = ".wal"
-MAGIC = b"SMW1"
+MAGIC = b"SMW1"  # Arrow IPC span table (earlier versions)
+REQUEST_MAGIC = b"SMW2"  # serialized OTLP request
 HEADER = struct.Struct(">4sII")  # magic, payload length, crc32 of the payload
 
 
@@ -57,6 +61,7 @@ def new_segment_id() -> str:
 
 
 def encode_frame(table: pa.Table) -> bytes:
+    """A frame holding spans as Arrow IPC (the format of earlier versions; replay reads it)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, SPAN_SCHEMA) as writer:
         writer.write_table(table)
@@ -64,8 +69,14 @@ def encode_frame(table: pa.Table) -> bytes:
     return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
-def read_segment(path: Path) -> Iterator[pa.Table]:
-    """The span tables of a segment's whole frames, stopping at a torn or corrupt tail."""
+def encode_request_frame(body: bytes) -> bytes:
+    """A frame holding one accepted request, serialized OTLP protobuf as received."""
+    return HEADER.pack(REQUEST_MAGIC, len(body), zlib.crc32(body)) + body
+
+
+def read_frames(path: Path) -> Iterator[pa.Table | bytes]:
+    """A segment's whole frames (span tables or request bodies), stopping at a torn or corrupt
+    tail."""
     with open(path, "rb") as handle:
         while True:
             header = handle.read(HEADER.size)
@@ -74,11 +85,12 @@ def read_segment(path: Path) -> Iterator[pa.Table]:
                     logger.warning("wal %s: truncated frame header ignored", path.name)
                 return
             magic, length, crc = HEADER.unpack(header)
-            payload = handle.read(length) if magic == MAGIC else b""
-            if magic != MAGIC or len(payload) < length or zlib.crc32(payload) != crc:
+            known = magic in (MAGIC, REQUEST_MAGIC)
+            payload = handle.read(length) if known else b""
+            if not known or len(payload) < length or zlib.crc32(payload) != crc:
                 logger.warning("wal %s: torn or corrupt frame, rest of segment ignored", path.name)
                 return
-            yield pa.ipc.open_stream(payload).read_all()
+            yield pa.ipc.open_stream(payload).read_all() if magic == MAGIC else payload
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,14 +1,17 @@
 """OTLP → span table. Protobuf types stop here: the collector and the file readers both call in.
 
-One small function per message: resource, span, attribute value. The per-span loop is the
-unavoidable part (protobuf has no columnar form); everything after it is Arrow.
+`convert_reference` is the definition: one small function per message (resource, span,
+attribute value) in a per-span Python loop. `convert` and `convert_serialized` give the same
+table through `otlp_columnar` (protobuf bytes → Arrow in Rust, then vectorised) and fall back to
+the reference for what that does not cover; tests check both agree.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +26,9 @@ from servicemap.errors import InvalidSpanError, SourceError
 from servicemap.schema import SPAN_ID_BYTES, SPAN_SCHEMA, TRACE_ID_BYTES, UNKNOWN_SERVICE
 from servicemap.sources.columns import SpanColumns
 
+logger = logging.getLogger(__name__)
+
+MAX_ERRORS = 5  # error messages kept per conversion (and per request)
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 _ZERO_TRACE = bytes(TRACE_ID_BYTES)
 _ZERO_SPAN = bytes(SPAN_ID_BYTES)
@@ -35,6 +41,15 @@ class Conversion:
     table: pa.Table
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchConversion:
+    """The span table of several requests (in order), and per request the spans refused."""
+
+    table: pa.Table
+    rejected: list[int]
+    errors: list[list[str]]
 
 
 def any_value_to_str(value: AnyValue) -> str | None:
@@ -70,15 +85,19 @@ def attributes_to_dict(attributes: Iterable[KeyValue]) -> dict[str, str]:
     return result
 
 
-def _validate_ids(span: Span) -> str | None:
+def id_problem(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> str | None:
     """Why a span's ids break the model, or None when they are fine."""
-    if len(span.trace_id) != TRACE_ID_BYTES or span.trace_id == _ZERO_TRACE:
-        return f"trace id must be {TRACE_ID_BYTES} non-zero bytes, got {len(span.trace_id)}"
-    if len(span.span_id) != SPAN_ID_BYTES or span.span_id == _ZERO_SPAN:
-        return f"span id must be {SPAN_ID_BYTES} non-zero bytes, got {len(span.span_id)}"
-    if span.parent_span_id and len(span.parent_span_id) != SPAN_ID_BYTES:
-        return f"parent span id must be {SPAN_ID_BYTES} bytes, got {len(span.parent_span_id)}"
+    if len(trace_id) != TRACE_ID_BYTES or trace_id == _ZERO_TRACE:
+        return f"trace id must be {TRACE_ID_BYTES} non-zero bytes, got {len(trace_id)}"
+    if len(span_id) != SPAN_ID_BYTES or span_id == _ZERO_SPAN:
+        return f"span id must be {SPAN_ID_BYTES} non-zero bytes, got {len(span_id)}"
+    if parent_span_id and len(parent_span_id) != SPAN_ID_BYTES:
+        return f"parent span id must be {SPAN_ID_BYTES} bytes, got {len(parent_span_id)}"
     return None
+
+
+def _validate_ids(span: Span) -> str | None:
+    return id_problem(span.trace_id, span.span_id, span.parent_span_id)
 
 
 class _Columns:
@@ -95,7 +114,7 @@ class _Columns:
                 problem = _validate_ids(span)
                 if problem is not None:
                     conversion.rejected += 1
-                    if len(conversion.errors) < 5:
+                    if len(conversion.errors) < MAX_ERRORS:
                         conversion.errors.append(f"span {span.name!r} of {service}: {problem}")
                     continue
                 self.add_span(span, service, resource_attrs)
@@ -121,8 +140,11 @@ class _Columns:
         return self.columns.table()
 
 
-def convert(messages: Iterable[TracesData | ExportTraceServiceRequest]) -> Conversion:
-    """Spans of OTLP messages → one span table; invalid spans are counted, not kept."""
+def convert_reference(messages: Iterable[TracesData | ExportTraceServiceRequest]) -> Conversion:
+    """Spans of OTLP messages → one span table; invalid spans are counted, not kept.
+
+    The reference: one message at a time in Python. `convert` gives the same table faster
+    and falls back to this for what its vectorised rules do not cover."""
     columns = _Columns()
     conversion = Conversion(table=SPAN_SCHEMA.empty_table())
     for message in messages:
@@ -130,6 +152,70 @@ def convert(messages: Iterable[TracesData | ExportTraceServiceRequest]) -> Conve
             columns.add_resource_spans(resource_spans, conversion)
     conversion.table = columns.table()
     return conversion
+
+
+def check_ids(message: TracesData | ExportTraceServiceRequest) -> tuple[int, int, list[str]]:
+    """(spans, spans refused, first reasons) of one message under the rules of `convert`,
+    without converting it: what a receiver answers as OTLP partial success."""
+    spans = rejected = 0
+    errors: list[str] = []
+    for resource_spans in message.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            batch = scope_spans.spans
+            spans += len(batch)
+            for span in batch:
+                trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+                if (
+                    len(trace_id) == TRACE_ID_BYTES
+                    and len(span_id) == SPAN_ID_BYTES
+                    and (not parent or len(parent) == SPAN_ID_BYTES)
+                    and trace_id != _ZERO_TRACE
+                    and span_id != _ZERO_SPAN
+                ):
+                    continue
+                rejected += 1
+                if len(errors) < MAX_ERRORS:
+                    resource_attrs = attributes_to_dict(resource_spans.resource.attributes)
+                    service = resource_attrs.get("service.name", "") or UNKNOWN_SERVICE
+                    problem = id_problem(trace_id, span_id, parent)
+                    errors.append(f"span {span.name!r} of {service}: {problem}")
+    return spans, rejected, errors
+
+
+def convert(messages: Iterable[TracesData | ExportTraceServiceRequest]) -> Conversion:
+    """Spans of OTLP messages → one span table; invalid spans are counted, not kept."""
+    return merge(convert_serialized([message.SerializeToString() for message in messages]))
+
+
+def convert_serialized(bodies: Sequence[bytes]) -> BatchConversion:
+    """Serialized requests (`ExportTraceServiceRequest` or `TracesData`) → one span table in
+    request order, and per request the spans refused and why.
+
+    Vectorised (`otlp_columnar`); a body it does not cover exactly goes through
+    `convert_reference`. Raises `SourceError` for a body protobuf cannot decode."""
+    from servicemap.sources import otlp_columnar
+
+    if not bodies:
+        return BatchConversion(SPAN_SCHEMA.empty_table(), [], [])
+    try:
+        return otlp_columnar.convert_batch(bodies)
+    except (otlp_columnar.Unsupported, otlp_columnar.Undecodable) as exc:
+        logger.debug("vectorised conversion declined (%s)", exc)
+    if len(bodies) > 1:
+        parts = [convert_serialized([body]) for body in bodies]
+        return BatchConversion(
+            pa.concat_tables([part.table for part in parts]),
+            [count for part in parts for count in part.rejected],
+            [errors for part in parts for errors in part.errors],
+        )
+    conversion = convert_reference([decode_protobuf(bodies[0])])
+    return BatchConversion(conversion.table, [conversion.rejected], [conversion.errors])
+
+
+def merge(batch: BatchConversion) -> Conversion:
+    """A batch's per-request results as one conversion (the first errors of all requests)."""
+    errors = [error for request in batch.errors for error in request][:MAX_ERRORS]
+    return Conversion(batch.table, sum(batch.rejected), errors)
 
 
 def decode_protobuf(data: bytes) -> ExportTraceServiceRequest:

@@ -11,7 +11,7 @@ import grpc
 
 from collector.metrics import Metrics
 from collector.sink import MemoryBudget, ParquetSink
-from collector.wal import read_segment
+from collector.wal import encode_frame, read_frames
 from servicemap.errors import SourceError
 from servicemap.sources.otlp import convert
 from servicemap.storage import dataset_files, read_dataset
@@ -88,9 +88,10 @@ def _sink(root: Path) -> ParquetSink:
 
 def test_replay_after_crash_between_rename_and_segment_delete(tmp_path: Path) -> None:
     """The Parquet files of a segment exist and the segment too: replay rewrites the same names."""
+    body = make_request(1, 10).SerializeToString()
     table = convert([make_request(1, 10)]).table
     sink = _sink(tmp_path)
-    sink.add(table)
+    sink.add(body)
     segment = sink.wal.rotate()
     assert segment is not None
     sink._write(segment, table)  # crash here: files renamed, segment not deleted
@@ -105,15 +106,31 @@ def test_replay_after_crash_between_rename_and_segment_delete(tmp_path: Path) ->
 
 def test_replay_ignores_a_torn_tail_frame(tmp_path: Path) -> None:
     sink = _sink(tmp_path)
-    sink.add(convert([make_request(1, 5)]).table)
-    sink.add(convert([make_request(2, 7)]).table)
+    sink.add(make_request(1, 5).SerializeToString())
+    sink.add(make_request(2, 7).SerializeToString())
     sink.wal.close()
     (path,) = (tmp_path / "_wal").glob("*.wal")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 3])  # the second frame is cut short
-    assert [t.num_rows for t in read_segment(path)] == [5]
+    assert [make_request(1, 5).SerializeToString()] == list(read_frames(path))
     assert _sink(tmp_path).replay() == 5
     assert len(stored_span_ids(tmp_path)) == 5
+
+
+def test_replay_reads_span_table_frames_of_earlier_versions(tmp_path: Path) -> None:
+    """Segments written before requests were logged as received hold Arrow IPC frames."""
+    sink = _sink(tmp_path)
+    sink.wal.append(encode_frame(convert([make_request(1, 4)]).table))
+    sink.add(make_request(2, 6).SerializeToString())
+    sink.wal.append(encode_frame(convert([make_request(3, 3)]).table))
+    sink.wal.close()
+    assert _sink(tmp_path).replay() == 13
+    expected = request_ids_of(1, 4) | request_ids_of(2, 6) | request_ids_of(3, 3)
+    assert stored_span_ids(tmp_path) == Counter(expected)
+
+
+def request_ids_of(request_no: int, spans: int) -> set[bytes]:
+    return {span_id(request_no, i) for i in range(spans)}
 
 
 def test_render_while_collecting_sees_only_whole_files(start_collector: Any, run: Any) -> None:
