@@ -10,20 +10,21 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import duckdb
 
-from servicemap.graph import Edge, Latency, Node, Pairing, ServiceGraph, Window
-from servicemap.pairing import PAIRING_COLUMNS, PAIRING_STEPS
-from servicemap.schema import SpanKind, empty_span_table
+from servicemap import pairing
+from servicemap.graph import Edge, Latency, Node, NodeKind, Pairing, ServiceGraph, Window
+from servicemap.pairing import PAIRING_COLUMNS
+from servicemap.schema import empty_span_table
 from servicemap.sources import SpanSources, load_sources
 
 log = logging.getLogger(__name__)
 
-QUANTILES = "[0.5, 0.95, 0.99]"
 KIND_PRIORITY = {"service": 0, "database": 1, "messaging": 2, "external": 3, "user": 4}
 CONNECTION_PRIORITY = {"direct": 0, "database": 1, "messaging": 2, "virtual": 3}
-DUCKDB_MEMORY_LIMIT = "1GB"
+DUCKDB_MEMORY_LIMIT = "350MB"
 
 
 @dataclass(frozen=True)
@@ -82,77 +83,62 @@ def _latency(values: list[float] | None) -> Latency | None:
     return Latency(p50, p95, p99)
 
 
-def _window(con: duckdb.DuckDBPyConnection) -> Window:
-    row = con.execute(
-        "SELECT epoch_ns(min(start_time)), max(epoch_ns(start_time) + COALESCE(duration_ns, 0)),"
-        " count(*), count(DISTINCT trace_id) FROM s"
-    ).fetchone()
-    assert row is not None
-    start, end, spans, traces = row
-    return Window(start_ns=start, end_ns=end, spans=spans, traces=traces)
+def _graph(
+    span_rows: list[tuple[Any, ...]],
+    call_rows: list[tuple[Any, ...]],
+    traces: int,
+    quality: tuple[int, int, int],
+) -> ServiceGraph:
+    """The few aggregate rows → the graph model; virtual names that are services resolve here.
 
-
-def _nodes(con: duckdb.DuckDBPyConnection) -> list[Node]:
-    """Services count their incoming SERVER/CONSUMER spans; other nodes their incoming calls.
-
-    A service seen only through calls into it (HotROD's `redis-manual` has no SERVER spans)
+    A service counts its incoming SERVER/CONSUMER spans; other nodes their incoming calls. A
+    service seen only through calls into it (HotROD's `redis-manual` has no SERVER spans)
     counts its incoming calls too, so it is not shown as idle.
     """
-    incoming = f"kind IN ({int(SpanKind.SERVER)}, {int(SpanKind.CONSUMER)})"
-    service_rows = con.execute(
-        f"""SELECT service_name, count(*) FILTER (WHERE {incoming}),
-                   count(*) FILTER (WHERE {incoming} AND failed),
-                   quantile_cont(duration_ns, {QUANTILES}) FILTER (WHERE {incoming})
-            FROM s GROUP BY service_name"""
-    ).fetchall()
+    starts = [row[4] for row in span_rows if row[4] is not None]
+    ends = [row[5] for row in span_rows if row[5] is not None]
+    window = Window(
+        start_ns=min(starts) if starts else None,
+        end_ns=max(ends) if ends else None,
+        spans=sum(row[6] for row in span_rows),
+        traces=traces,
+    )
+    services = {row[0] for row in span_rows}
     nodes: dict[str, Node] = {
         name: Node(name, "service", requests, errors, _latency(latency))
-        for name, requests, errors, latency in service_rows
+        for name, requests, errors, latency, *_ in span_rows
     }
-    call_rows = con.execute(
-        f"""SELECT target, list(DISTINCT target_kind), count(*), count(*) FILTER (WHERE failed),
-                   quantile_cont(latency_ns, {QUANTILES})
-            FROM calls GROUP BY target"""
-    ).fetchall()
-    for name, kinds, calls, errors, latency in call_rows:
-        kind = min(kinds, key=KIND_PRIORITY.__getitem__)
-        if kind != "service" or nodes[name].requests == 0:
-            nodes[name] = Node(name, kind, calls, errors, _latency(latency))
-    source_rows = con.execute(
-        "SELECT DISTINCT source, source_kind FROM calls WHERE source_kind <> 'service'"
-    ).fetchall()
-    for name, kind in sorted(source_rows, key=lambda r: KIND_PRIORITY[r[1]]):
-        nodes.setdefault(name, Node(name, kind))
-    return sorted(nodes.values(), key=lambda n: n.id)
-
-
-def _edges(con: duckdb.DuckDBPyConnection) -> list[Edge]:
-    rows = con.execute(
-        f"""SELECT source, target, list(DISTINCT connection), count(*),
-                   count(*) FILTER (WHERE failed),
-                   quantile_cont(latency_ns, {QUANTILES}),
-                   quantile_cont(server_latency_ns, {QUANTILES})
-            FROM calls GROUP BY source, target"""
-    ).fetchall()
-    edges = [
-        Edge(
-            source=source,
-            target=target,
-            connection=min(connections, key=CONNECTION_PRIORITY.__getitem__),
-            calls=calls,
-            errors=errors,
-            latency_ms=_latency(latency),
-            server_latency_ms=_latency(server_latency),
+    edges: list[Edge] = []
+    callers: set[tuple[str, str]] = set()
+    for per_target, source, target, source_kinds, target_kinds, connections, *stats in call_rows:
+        calls, errors, latency, server_latency = stats
+        if per_target:
+            kinds = ["service"] if target in services else target_kinds
+            kind = cast(NodeKind, min(kinds, key=KIND_PRIORITY.__getitem__))
+            if kind != "service" or nodes[target].requests == 0:
+                nodes[target] = Node(target, kind, calls, errors, _latency(latency))
+            continue
+        if source not in services:
+            callers.update((source, kind) for kind in source_kinds if kind != "service")
+        edges.append(
+            Edge(
+                source=source,
+                target=target,
+                connection=min(connections, key=CONNECTION_PRIORITY.__getitem__),
+                calls=calls,
+                errors=errors,
+                latency_ms=_latency(latency),
+                server_latency_ms=_latency(server_latency),
+            )
         )
-        for source, target, connections, calls, errors, latency, server_latency in rows
-    ]
-    return sorted(edges, key=lambda e: (e.source, e.target))
-
-
-def _pairing(con: duckdb.DuckDBPyConnection) -> Pairing:
-    row = con.execute("SELECT paired, virtual, orphans FROM quality").fetchone()
-    assert row is not None
-    return Pairing(*row)
+    for name, caller_kind in sorted(callers, key=lambda caller: KIND_PRIORITY[caller[1]]):
+        nodes.setdefault(name, Node(name, cast(NodeKind, caller_kind)))
+    return ServiceGraph(
+        window=window,
+        pairing=Pairing(*quality),
+        nodes=tuple(sorted(nodes.values(), key=lambda n: n.id)),
+        edges=tuple(sorted(edges, key=lambda e: (e.source, e.target))),
+    )
 
 
 def connect(memory_limit: str = DUCKDB_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
@@ -165,21 +151,37 @@ def connect(memory_limit: str = DUCKDB_MEMORY_LIMIT) -> duckdb.DuckDBPyConnectio
     return con
 
 
+def prepare_calls(
+    con: duckdb.DuckDBPyConnection, sources: SpanSources, window: TimeRange | None = None
+) -> int:
+    """Run the pairing in `con`, leaving `s`, `pairs` and `raw_calls`; returns the trace count."""
+    _register_spans(con, sources, window or TimeRange())
+    con.execute(pairing.SLIM_SPANS)
+    row = con.execute(pairing.REPEATED_IDS).fetchone()
+    assert row is not None
+    repeated, traces = row
+    con.execute(pairing.DEDUPLICATED_SPANS if repeated else pairing.PLAIN_SPANS)
+    for step in pairing.PAIRING_STEPS:
+        con.execute(step)
+    if repeated:
+        traces_row = con.execute(pairing.TRACES).fetchone()
+        assert traces_row is not None
+        traces = traces_row[0]
+    return int(traces)
+
+
 def build_graph(sources: SpanSources, window: TimeRange | None = None) -> ServiceGraph:
     """Pair and aggregate every span of the sources (inside the window) into a ServiceGraph."""
     con = connect()
     try:
-        _register_spans(con, sources, window or TimeRange())
-        for step in PAIRING_STEPS:
-            con.execute(step)
-        return ServiceGraph(
-            window=_window(con),
-            pairing=_pairing(con),
-            nodes=tuple(_nodes(con)),
-            edges=tuple(_edges(con)),
-        )
+        traces = prepare_calls(con, sources, window)
+        quality = con.execute(pairing.QUALITY).fetchone()
+        assert quality is not None
+        span_rows = con.execute(pairing.SPAN_STATS).fetchall()
+        call_rows = con.execute(pairing.CALL_STATS).fetchall()
     finally:
         con.close()
+    return _graph(span_rows, call_rows, traces, cast(tuple[int, int, int], quality))
 
 
 def build_from_paths(paths: Sequence[str | Path], window: TimeRange | None = None) -> ServiceGraph:

@@ -1,9 +1,14 @@
 """DESIGN §4 as DuckDB SQL: the span table in, one row per call out. No I/O here.
 
-The queries read a view named `spans` (span table columns) and leave behind temporary tables:
-`s` (deduplicated spans), `pairs` (parent/child pairs that matter), `calls` (one row per call:
-source, target, their kinds, connection, failed, latency) and `quality` (pairing counts).
-Keep the SQL close to ANSI so it can run on other engines later.
+The statements read a view named `spans` (span table columns) and leave behind:
+`sv`/`s` (slim spans, deduplicated when needed), `pairs` (child/parent pairs that matter,
+and orphans), `consumer_destinations`, and `raw_calls` (one row per call: source, target,
+their kinds, connection, failed, latency, start time). The queries at the end aggregate them.
+
+Why it is shaped this way (bench/build.py, 5 M spans): ids are compared as integers
+(`BLOB → BIT → UHUGEINT/UBIGINT` is exact and hashes faster than blobs); spans stay a view
+over Parquet unless some id repeats; one LEFT JOIN child → parent serves rules 1, 2 and 6 and
+the orphan count; every rule that needs no join runs in one scan.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from servicemap.schema import UNKNOWN_SERVICE, SpanKind, StatusCode
 K_SERVER, K_CLIENT = int(SpanKind.SERVER), int(SpanKind.CLIENT)
 K_PRODUCER, K_CONSUMER = int(SpanKind.PRODUCER), int(SpanKind.CONSUMER)
 ERROR = int(StatusCode.ERROR)
+QUANTILES = "[0.5, 0.95, 0.99]"
+INCOMING = f"kind IN ({K_SERVER}, {K_CONSUMER})"
+NAMED = f"<> '{UNKNOWN_SERVICE}'"
 
 # Columns the pairing reads; the rest of the span table stays on disk.
 PAIRING_COLUMNS = (
@@ -37,61 +45,79 @@ PAIRING_COLUMNS = (
 )
 
 _URL_HOST = r"'^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/]*@)?(\[[^\]]*\]|[^:/?#]*)'"
+_IS_DB = "(db_system IS NOT NULL OR db_system_name IS NOT NULL)"
 
-DEDUPLICATED_SPANS = f"""
-CREATE OR REPLACE TEMP TABLE s AS
-SELECT trace_id, span_id, parent_span_id, service_name, kind,
+# The virtual peer of each span is computed once, only for the kinds that use it (rules 2-5).
+SLIM_SPANS = f"""
+CREATE OR REPLACE TEMP VIEW sv AS
+SELECT trace_id::BIT::UHUGEINT AS trace_id, span_id::BIT::UBIGINT AS span_id,
+       parent_span_id::BIT::UBIGINT AS parent_span_id, service_name, kind,
        status_code = {ERROR} AS failed, start_time, duration_ns,
-       peer_service, server_address, url_full,
-       db_system IS NOT NULL OR db_system_name IS NOT NULL AS is_db,
-       COALESCE(peer_service, db_namespace, db_name, server_address, db_system_name, db_system)
-           AS db_node,
-       COALESCE(messaging_destination_name, peer_service) AS destination,
-       messaging_system,
-       links
+       CASE WHEN kind = {K_CLIENT} THEN {_IS_DB} END AS is_db,
+       CASE WHEN kind = {K_CLIENT} THEN
+           CASE WHEN {_IS_DB}
+                THEN COALESCE(peer_service, db_namespace, db_name, server_address,
+                              db_system_name, db_system)
+                ELSE COALESCE(peer_service, server_address,
+                              NULLIF(regexp_extract(url_full, {_URL_HOST}, 1), ''), 'unknown')
+           END
+       END AS client_target,
+       CASE WHEN kind = {K_SERVER} AND parent_span_id IS NULL THEN peer_service END AS root_peer,
+       CASE WHEN kind = {K_PRODUCER}
+            THEN COALESCE(messaging_destination_name, peer_service, messaging_system)
+       END AS topic,
+       CASE WHEN kind = {K_CONSUMER}
+            THEN COALESCE(messaging_destination_name, peer_service) END AS destination,
+       CASE WHEN kind = {K_CONSUMER} THEN messaging_system END AS messaging_system,
+       CASE WHEN kind = {K_CONSUMER} AND messaging_destination_name IS NULL
+                 AND peer_service IS NULL THEN links END AS links
 FROM spans
+"""
+
+# Does any (trace, span) id repeat? A hash collision only sends the build down the exact
+# path, never skips a real duplicate. The same scan counts the traces.
+REPEATED_IDS = """
+SELECT count(*) - count(DISTINCT hash(trace_id, span_id)), count(DISTINCT trace_id) FROM sv
+"""
+
+# A span seen twice (same trace, span id and service) counts once (§3).
+DEDUPLICATED_SPANS = """
+CREATE OR REPLACE TEMP TABLE s AS
+SELECT * FROM sv
 QUALIFY row_number() OVER (
     PARTITION BY trace_id, span_id, service_name
-    ORDER BY duration_ns DESC NULLS LAST, status_code DESC) = 1
+    ORDER BY duration_ns DESC NULLS LAST, failed DESC) = 1
 """
+PLAIN_SPANS = "CREATE OR REPLACE TEMP VIEW s AS SELECT * FROM sv"
 
-# Spans whose service is unknown (no service name in the data) are counted, but draw no edge:
-# one `unknown_service` node would join unrelated processes into false paths.
-NAMED_SPANS = f"""
-CREATE OR REPLACE TEMP VIEW named AS
-SELECT * FROM s WHERE service_name <> '{UNKNOWN_SERVICE}'
-"""
-
-# Parent/child pairs that any rule reads: cross-service pairs, a CLIENT's children (to know
-# whether it is paired), and a PRODUCER's children (a consumer inherits its destination).
+# Every child joined to its parent once: the pairs any rule reads (cross-service pairs, a
+# CLIENT's children, a PRODUCER's children), and the orphans (parent missing, §4.9). Spans
+# of an unknown service are counted but pair with nothing: one such node would join
+# unrelated processes into false paths.
 PAIRS = f"""
 CREATE OR REPLACE TEMP TABLE pairs AS
-SELECT c.trace_id, c.span_id AS child_id, c.service_name AS child_service, c.kind AS child_kind,
-       c.failed AS child_failed, c.duration_ns AS child_duration,
+SELECT c.trace_id, c.span_id AS child_id, c.service_name AS child_service,
+       c.kind AS child_kind, c.failed AS child_failed, c.duration_ns AS child_duration,
+       c.start_time AS child_start,
        p.span_id AS parent_id, p.service_name AS parent_service, p.kind AS parent_kind,
        p.failed AS parent_failed, p.duration_ns AS parent_duration,
-       p.destination AS parent_destination, p.messaging_system AS parent_messaging_system
-FROM named AS c
-JOIN named AS p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
-WHERE c.service_name <> p.service_name OR p.kind IN ({K_CLIENT}, {K_PRODUCER})
-"""
-
-PAIRED_CLIENTS = f"""
-CREATE OR REPLACE TEMP TABLE paired_clients AS
-SELECT DISTINCT trace_id, parent_id AS span_id, parent_service AS service_name
-FROM pairs
-WHERE parent_kind = {K_CLIENT}
-  AND (child_kind = {K_SERVER} OR child_service <> parent_service)
+       p.start_time AS parent_start, p.topic AS parent_destination
+FROM s AS c
+LEFT JOIN s AS p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
+WHERE c.parent_span_id IS NOT NULL
+  AND (p.span_id IS NULL
+       OR (c.service_name {NAMED} AND p.service_name {NAMED}
+           AND (c.service_name <> p.service_name OR p.kind IN ({K_CLIENT}, {K_PRODUCER}))))
 """
 
 # A consumer without a destination of its own takes its producer's: by parent, then by link.
 CONSUMER_DESTINATIONS = f"""
 CREATE OR REPLACE TEMP TABLE consumer_destinations AS
 WITH consumers AS (
-    SELECT * FROM named WHERE kind = {K_CONSUMER}
+    SELECT * FROM s WHERE kind = {K_CONSUMER} AND service_name {NAMED}
 ), by_parent AS (
     SELECT trace_id, child_id AS span_id, child_service AS service_name,
-           min(COALESCE(parent_destination, parent_messaging_system)) AS destination
+           min(parent_destination) AS destination
     FROM pairs
     WHERE child_kind = {K_CONSUMER} AND parent_kind = {K_PRODUCER}
     GROUP BY ALL
@@ -100,114 +126,109 @@ WITH consumers AS (
     FROM consumers AS c
     WHERE c.destination IS NULL AND c.links IS NOT NULL
 ), by_link AS (
-    SELECT l.trace_id, l.span_id, l.service_name,
-           min(COALESCE(p.destination, p.messaging_system)) AS destination
+    SELECT l.trace_id, l.span_id, l.service_name, min(p.topic) AS destination
     FROM link_rows AS l
-    JOIN s AS p ON p.trace_id = l.link.trace_id AND p.span_id = l.link.span_id
+    JOIN s AS p ON p.trace_id = l.link.trace_id::BIT::UHUGEINT
+               AND p.span_id = l.link.span_id::BIT::UBIGINT
     WHERE p.kind = {K_PRODUCER}
     GROUP BY ALL
 )
-SELECT c.trace_id, c.span_id, c.service_name, c.failed, c.duration_ns,
+SELECT c.trace_id, c.span_id, c.service_name, c.failed, c.duration_ns, c.start_time,
        COALESCE(c.destination, bp.destination, bl.destination, c.messaging_system) AS destination
 FROM consumers AS c
 LEFT JOIN by_parent AS bp USING (trace_id, span_id, service_name)
 LEFT JOIN by_link AS bl USING (trace_id, span_id, service_name)
 """
 
-# One row per call. latency_ns is the client side where one exists, else the server side.
-CALLS = f"""
+# One row per call. latency_ns is the client side where one exists, else the server side;
+# virtual_name marks calls whose other end was named, not seen.
+RAW_CALLS = f"""
 CREATE OR REPLACE TEMP TABLE raw_calls AS
 -- rule 1: CLIENT in A, SERVER child in B; one call per client span and callee service
 SELECT parent_service AS source, 'service' AS source_kind,
        child_service AS target, 'service' AS target_kind, 'direct' AS connection,
        bool_or(parent_failed OR child_failed) AS failed,
        any_value(parent_duration) AS latency_ns, max(child_duration) AS server_latency_ns,
-       FALSE AS virtual_name
+       any_value(parent_start) AS start_time, FALSE AS virtual_name
 FROM pairs
 WHERE parent_kind = {K_CLIENT} AND child_kind = {K_SERVER}
 GROUP BY trace_id, parent_id, parent_service, child_service
 UNION ALL
 -- rule 6: any other cross-service pair, timed by the child
 SELECT parent_service, 'service', child_service, 'service', 'direct',
-       parent_failed OR child_failed, child_duration, NULL, FALSE
+       parent_failed OR child_failed, child_duration, NULL, child_start, FALSE
 FROM pairs
 WHERE child_service <> parent_service
   AND NOT (parent_kind = {K_CLIENT} AND child_kind = {K_SERVER})
   AND NOT (parent_kind = {K_PRODUCER} AND child_kind = {K_CONSUMER})
 UNION ALL
--- rule 2: producer → destination, destination → consumer
-SELECT service_name, 'service', COALESCE(destination, messaging_system), 'messaging',
-       'messaging', failed, duration_ns, NULL, TRUE
-FROM named
-WHERE kind = {K_PRODUCER} AND COALESCE(destination, messaging_system) IS NOT NULL
-UNION ALL
+-- rule 2, consumer side: destination → consumer
 SELECT destination, 'messaging', service_name, 'service', 'messaging',
-       failed, duration_ns, duration_ns, TRUE
+       failed, duration_ns, duration_ns, start_time, TRUE
 FROM consumer_destinations
 WHERE destination IS NOT NULL
 UNION ALL
--- rules 3 and 4: unpaired CLIENT spans → database or external node
-SELECT c.service_name, 'service',
-       CASE WHEN c.is_db THEN c.db_node
-            ELSE COALESCE(c.peer_service, c.server_address,
-                          NULLIF(regexp_extract(c.url_full, {_URL_HOST}, 1), ''), 'unknown')
-       END,
-       CASE WHEN c.is_db THEN 'database' ELSE 'external' END,
-       CASE WHEN c.is_db THEN 'database' ELSE 'virtual' END,
-       c.failed, c.duration_ns, NULL, TRUE
-FROM named AS c
-WHERE c.kind = {K_CLIENT}
-  AND NOT EXISTS (
-      SELECT 1 FROM paired_clients AS pc
-      WHERE pc.trace_id = c.trace_id AND pc.span_id = c.span_id
-        AND pc.service_name = c.service_name)
-UNION ALL
--- rule 5: a root SERVER span is called by the user, or by the external peer it names
-SELECT COALESCE(peer_service, 'user'),
-       CASE WHEN peer_service IS NULL THEN 'user' ELSE 'external' END,
-       service_name, 'service', 'virtual', failed, duration_ns, duration_ns, TRUE
-FROM named
-WHERE kind = {K_SERVER} AND parent_span_id IS NULL
+-- one scan for the rest: rule 5 (root SERVER ← user or the peer it names), rule 2 producer
+-- side (→ topic), rules 3 and 4 (unpaired CLIENT → database or external node)
+SELECT CASE WHEN kind = {K_SERVER} THEN COALESCE(root_peer, 'user') ELSE service_name END,
+       CASE WHEN kind <> {K_SERVER} THEN 'service'
+            WHEN root_peer IS NULL THEN 'user' ELSE 'external' END,
+       CASE WHEN kind = {K_SERVER} THEN service_name
+            WHEN kind = {K_PRODUCER} THEN topic ELSE client_target END,
+       CASE WHEN kind = {K_SERVER} THEN 'service' WHEN kind = {K_PRODUCER} THEN 'messaging'
+            WHEN is_db THEN 'database' ELSE 'external' END,
+       CASE WHEN kind = {K_PRODUCER} THEN 'messaging' WHEN is_db THEN 'database'
+            ELSE 'virtual' END,
+       failed, duration_ns, CASE WHEN kind = {K_SERVER} THEN duration_ns END, start_time, TRUE
+FROM s AS c
+WHERE (kind = {K_SERVER} AND parent_span_id IS NULL AND service_name {NAMED})
+   OR (kind = {K_PRODUCER} AND topic IS NOT NULL AND service_name {NAMED})
+   -- NOT EXISTS at the top of its OR branch: nested deeper, DuckDB adds a costly GROUP BY
+   OR (kind = {K_CLIENT} AND service_name {NAMED} AND NOT EXISTS (
+          SELECT 1 FROM pairs AS pc
+          WHERE pc.parent_kind = {K_CLIENT}
+            AND (pc.child_kind = {K_SERVER} OR pc.child_service <> pc.parent_service)
+            AND pc.trace_id = c.trace_id AND pc.parent_id = c.span_id
+            AND pc.parent_service = c.service_name))
 """
 
-# A virtual node named like an instrumented service is that service; a self-edge that exists
-# only through such a name is dropped.
-RESOLVED_CALLS = """
-CREATE OR REPLACE TEMP TABLE calls AS
-WITH services AS (SELECT DISTINCT service_name FROM s)
-SELECT r.source,
-       CASE WHEN src.service_name IS NOT NULL THEN 'service' ELSE r.source_kind END AS source_kind,
-       r.target,
-       CASE WHEN dst.service_name IS NOT NULL THEN 'service' ELSE r.target_kind END AS target_kind,
-       r.connection, r.failed, r.latency_ns, r.server_latency_ns
-FROM raw_calls AS r
-LEFT JOIN services AS src ON src.service_name = r.source
-LEFT JOIN services AS dst ON dst.service_name = r.target
-WHERE NOT (r.virtual_name AND r.source = r.target)
-"""
+PAIRING_STEPS: tuple[str, ...] = (PAIRS, CONSUMER_DESTINATIONS, RAW_CALLS)
 
+# Spans in cross-service pairs, calls to or from a virtual node, spans whose parent is missing.
 QUALITY = f"""
-CREATE OR REPLACE TEMP TABLE quality AS
 SELECT
   (SELECT count(*) FROM (
       SELECT trace_id, child_id, child_service FROM pairs
-      WHERE child_service <> parent_service OR child_kind = {K_SERVER}
+      WHERE parent_id IS NOT NULL
+        AND (child_service <> parent_service OR child_kind = {K_SERVER})
       UNION
       SELECT trace_id, parent_id, parent_service FROM pairs
-      WHERE child_service <> parent_service OR child_kind = {K_SERVER})) AS paired,
-  (SELECT count(*) FROM raw_calls WHERE virtual_name) AS virtual,
-  (SELECT count(*) FROM s AS c WHERE c.parent_span_id IS NOT NULL AND NOT EXISTS (
-      SELECT 1 FROM s AS p WHERE p.trace_id = c.trace_id AND p.span_id = c.parent_span_id))
-      AS orphans
+      WHERE parent_id IS NOT NULL
+        AND (child_service <> parent_service OR child_kind = {K_SERVER}))),
+  (SELECT count(*) FROM raw_calls WHERE virtual_name),
+  (SELECT count(*) FROM pairs WHERE parent_id IS NULL)
 """
 
-PAIRING_STEPS: tuple[str, ...] = (
-    DEDUPLICATED_SPANS,
-    NAMED_SPANS,
-    PAIRS,
-    PAIRED_CLIENTS,
-    CONSUMER_DESTINATIONS,
-    CALLS,
-    RESOLVED_CALLS,
-    QUALITY,
-)
+# One scan of the spans for the window and the service nodes (incoming SERVER/CONSUMER).
+SPAN_STATS = f"""
+SELECT service_name,
+       count(*) FILTER (WHERE {INCOMING}),
+       count(*) FILTER (WHERE {INCOMING} AND failed),
+       quantile_cont(duration_ns, {QUANTILES}) FILTER (WHERE {INCOMING}),
+       epoch_ns(min(start_time)), max(epoch_ns(start_time) + COALESCE(duration_ns, 0)),
+       count(*)
+FROM s GROUP BY service_name
+"""
+TRACES = "SELECT count(DISTINCT trace_id) FROM s"
+
+# Edges and every node's incoming calls in one pass. A self-edge that exists only through a
+# virtual name is dropped here; names that are services are resolved on the few result rows.
+CALL_STATS = f"""
+SELECT GROUPING(source) = 1 AS per_target, source, target,
+       list(DISTINCT source_kind), list(DISTINCT target_kind), list(DISTINCT connection),
+       count(*), count(*) FILTER (WHERE failed),
+       quantile_cont(latency_ns, {QUANTILES}), quantile_cont(server_latency_ns, {QUANTILES})
+FROM raw_calls
+WHERE NOT (virtual_name AND source = target)
+GROUP BY GROUPING SETS ((source, target), (target))
+"""
