@@ -6,9 +6,11 @@ The composition root: the only servicemap module allowed to import `collector`.
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import click
 import duckdb
@@ -52,7 +54,24 @@ def _write(content: str | bytes, output: str) -> None:
         raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Commands from heavier modules load only when used: `render` never pays for gRPC."""
+
+    lazy_commands: ClassVar[dict[str, str]] = {"collect": "collector.command:collect"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands:
+            module_name, _, attribute = self.lazy_commands[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="servicemap")
 def cli() -> None:
     """Turn OpenTelemetry traces into service maps."""
@@ -93,11 +112,6 @@ def render(
     """
     graph = apply_default_status(build_from_paths(sources, _time_range(since, until)))
     _write(RENDERERS[output_format](graph), output)
-
-
-from collector.command import collect  # noqa: E402
-
-cli.add_command(collect)
 
 
 def main(argv: list[str] | None = None) -> int:

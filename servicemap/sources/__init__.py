@@ -10,7 +10,6 @@ import pyarrow as pa
 
 from servicemap import storage
 from servicemap.errors import SourceError
-from servicemap.sources.detect import read_file
 
 
 @dataclass
@@ -29,6 +28,9 @@ def load_sources(paths: Sequence[str | Path]) -> SpanSources:
         if path.is_dir():
             sources.parquet_files.extend(storage.dataset_files(path))
         elif path.exists():
+            # The file readers pull in protobuf; a render of a dataset alone never needs them.
+            from servicemap.sources.detect import read_file
+
             sources.tables.append(read_file(path))
         else:
             raise SourceError(f"{path}: no such file or directory")
