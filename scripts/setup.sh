@@ -14,6 +14,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
     || echo "setup: could not install ${missing[*]}; install them by hand (apt-get install ${missing[*]})" >&2
 fi
+# Chromium, for the test that opens the HTML map in a real headless browser (~30 s with
+# apt-get). Optional: without it that one test is skipped and says why.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  echo "setup: installing chromium with apt-get (for the HTML page's browser test)" >&2
+  { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+    || echo "setup: could not install chromium; the browser test will be skipped (apt-get install chromium)" >&2
+fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip

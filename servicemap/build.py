@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -105,8 +105,8 @@ def _graph(
     )
     services = {row[0] for row in span_rows}
     nodes: dict[str, Node] = {
-        name: Node(name, "service", requests, errors, _latency(latency))
-        for name, requests, errors, latency, *_ in span_rows
+        name: Node(name, "service", requests, errors, _latency(latency), namespace=namespace)
+        for name, requests, errors, latency, *_, namespace in span_rows
     }
     edges: list[Edge] = []
     callers: set[tuple[str, str]] = set()
@@ -116,7 +116,10 @@ def _graph(
             kinds = ["service"] if target in services else target_kinds
             kind = cast(NodeKind, min(kinds, key=KIND_PRIORITY.__getitem__))
             if kind != "service" or nodes[target].requests == 0:
-                nodes[target] = Node(target, kind, calls, errors, _latency(latency))
+                namespace = nodes[target].namespace if target in nodes else None
+                nodes[target] = Node(
+                    target, kind, calls, errors, _latency(latency), namespace=namespace
+                )
             continue
         if source not in services:
             callers.update((source, kind) for kind in source_kinds if kind != "service")
@@ -170,11 +173,21 @@ def prepare_calls(
     return int(traces)
 
 
-def build_graph(sources: SpanSources, window: TimeRange | None = None) -> ServiceGraph:
-    """Pair and aggregate every span of the sources (inside the window) into a ServiceGraph."""
+def build_graph(
+    sources: SpanSources,
+    window: TimeRange | None = None,
+    after_pairing: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> ServiceGraph:
+    """Pair and aggregate every span of the sources (inside the window) into a ServiceGraph.
+
+    `after_pairing` runs on the connection once the pairing's tables exist (`s`, `pairs`,
+    `raw_calls`): the SLO meter counts its windows there without pairing twice.
+    """
     con = connect()
     try:
         traces = prepare_calls(con, sources, window)
+        if after_pairing is not None:
+            after_pairing(con)
         quality = con.execute(pairing.QUALITY).fetchone()
         assert quality is not None
         span_rows = con.execute(pairing.SPAN_STATS).fetchall()

@@ -16,18 +16,31 @@ import click
 import duckdb
 
 from servicemap import __version__
-from servicemap.alerts import apply_default_status
-from servicemap.build import TimeRange, build_from_paths
+from servicemap.analysis.focus import GROUP_BY_KEYS, narrow
+from servicemap.build import TimeRange
 from servicemap.errors import ServicemapError
 from servicemap.graph import ServiceGraph
 from servicemap.render.dot import render_dot
+from servicemap.render.grafana import render_grafana
+from servicemap.render.html import render_html
 from servicemap.render.image import IMAGE_FORMATS, render_image
+from servicemap.render.mermaid import render_mermaid
+from servicemap.render.options import RenderOptions
+from servicemap.status import graph_with_status
 from servicemap.timeparse import parse_time_ns
 
-RENDERERS: dict[str, Callable[[ServiceGraph], str | bytes]] = {
-    "json": ServiceGraph.dumps,
+
+def _image(graph: ServiceGraph, options: RenderOptions, image_format: str) -> bytes:
+    return render_image(graph, image_format, options)
+
+
+RENDERERS: dict[str, Callable[[ServiceGraph, RenderOptions], str | bytes]] = {
+    "json": lambda graph, _options: graph.dumps(),
     "dot": render_dot,
-    **{name: functools.partial(render_image, image_format=name) for name in IMAGE_FORMATS},
+    **{name: functools.partial(_image, image_format=name) for name in IMAGE_FORMATS},
+    "html": render_html,
+    "mermaid": render_mermaid,
+    "grafana": render_grafana,
 }
 
 
@@ -57,7 +70,9 @@ def _write(content: str | bytes, output: str) -> None:
 class LazyGroup(click.Group):
     """Commands from heavier modules load only when used: `render` never pays for gRPC."""
 
-    lazy_commands: ClassVar[dict[str, str]] = {"collect": "collector.command:collect"}
+    lazy_commands: ClassVar[dict[str, str]] = {
+        "collect": "collector.command:collect",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy_commands})
@@ -100,8 +115,56 @@ def cli() -> None:
     "(ISO 8601, epoch seconds, or a duration ago: 15m, 2h).",
 )
 @click.option("--until", help="Only spans starting before this time.")
+@click.option(
+    "--focus",
+    "focus_on",
+    metavar="SERVICE",
+    help="Only SERVICE and what calls it or what it calls within --depth hops.",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Hops from the --focus service, upstream and downstream.",
+)
+@click.option(
+    "--group-by",
+    type=click.Choice(GROUP_BY_KEYS),
+    help="Draw the services of one service.namespace inside one box.",
+)
+@click.option(
+    "--min-calls",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Hide edges with fewer calls (and nodes only they connected).",
+)
+@click.option(
+    "--rules",
+    "rules_file",
+    metavar="FILE",
+    help="Alert rules (YAML): thresholds, SLO burn rates, Alertmanager labels. "
+    "Without it: error rate >= 1 % warning, >= 5 % critical.",
+)
+@click.option(
+    "--alerts",
+    "alerts_file",
+    metavar="FILE",
+    help="Alertmanager alerts (the JSON of /api/v2/alerts) that mark nodes.",
+)
 def render(
-    sources: tuple[str, ...], output_format: str, output: str, since: str | None, until: str | None
+    sources: tuple[str, ...],
+    output_format: str,
+    output: str,
+    since: str | None,
+    until: str | None,
+    focus_on: str | None,
+    depth: int,
+    group_by: str | None,
+    min_calls: int,
+    rules_file: str | None,
+    alerts_file: str | None,
 ) -> None:
     """Draw the service map of SOURCE... (Parquet dataset directories or trace files).
 
@@ -110,8 +173,10 @@ def render(
     optionally gzip-compressed; the format is read from the content. Every span counts
     unless --since/--until narrow the window.
     """
-    graph = apply_default_status(build_from_paths(sources, _time_range(since, until)))
-    _write(RENDERERS[output_format](graph), output)
+    graph = graph_with_status(sources, _time_range(since, until), rules_file, alerts_file)
+    graph, view = narrow(graph, focus_on, depth, min_calls)
+    options = RenderOptions(group_by=group_by, focus=focus_on, view=view)
+    _write(RENDERERS[output_format](graph, options), output)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,3 +19,7 @@ class RenderError(ServicemapError):
 
 class UsageError(ServicemapError):
     """A command-line value is not valid (a bad time, an unknown option value)."""
+
+
+class RulesError(ServicemapError):
+    """A rules or alerts file is not valid; the message names the file, the line and the field."""

@@ -36,24 +36,117 @@ class Latency:
 
 @dataclass(frozen=True)
 class Reason:
-    """Why a status was given: the rule, the measured value and the threshold it crossed."""
+    """Why a status was given: the rule, the measured value and the threshold it crossed.
+
+    An Alertmanager alert has no value or threshold (both None); `detail` carries its summary
+    and is written only when set.
+    """
 
     rule: str
     status: Status
-    value: float
-    threshold: float
+    value: float | None
+    threshold: float | None
+    detail: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "rule": self.rule,
             "status": self.status,
             "value": self.value,
             "threshold": self.threshold,
         }
+        if self.detail is not None:
+            data["detail"] = self.detail
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reason:
-        return cls(data["rule"], data["status"], data["value"], data["threshold"])
+        return cls(
+            data["rule"], data["status"], data["value"], data["threshold"], data.get("detail")
+        )
+
+
+@dataclass(frozen=True)
+class BurnRateResult:
+    """One multi-window burn-rate condition of an SLO, as measured at the window's end."""
+
+    severity: Status
+    long: str
+    short: str
+    factor: float
+    long_calls: int
+    long_bad: int
+    long_burn_rate: float | None
+    short_calls: int
+    short_bad: int
+    short_burn_rate: float | None
+    firing: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "long": self.long,
+            "short": self.short,
+            "factor": self.factor,
+            "long_calls": self.long_calls,
+            "long_bad": self.long_bad,
+            "long_burn_rate": self.long_burn_rate,
+            "short_calls": self.short_calls,
+            "short_bad": self.short_bad,
+            "short_burn_rate": self.short_burn_rate,
+            "firing": self.firing,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BurnRateResult:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class SloResult:
+    """An SLO of a node or edge: budget left over its window and its burn-rate conditions."""
+
+    name: str
+    kind: Literal["availability", "latency"]
+    objective: float
+    window: str
+    threshold_ms: float | None
+    calls: int
+    bad: int
+    budget_remaining: float | None
+    burn_rates: tuple[BurnRateResult, ...]
+    status: Status
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "objective": self.objective,
+            "window": self.window,
+            "threshold_ms": self.threshold_ms,
+            "calls": self.calls,
+            "bad": self.bad,
+            "budget_remaining": self.budget_remaining,
+            "burn_rates": [b.to_json() for b in self.burn_rates],
+            "status": self.status,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SloResult:
+        fields = dict(data)
+        fields["burn_rates"] = tuple(BurnRateResult.from_json(b) for b in data["burn_rates"])
+        return cls(**fields)
+
+
+def _with_slos(data: dict[str, Any], slos: tuple[SloResult, ...]) -> dict[str, Any]:
+    """`slos` is written only where an SLO applies, so maps without SLOs keep their shape."""
+    if slos:
+        data["slos"] = [slo.to_json() for slo in slos]
+    return data
+
+
+def _slos_from_json(data: dict[str, Any]) -> tuple[SloResult, ...]:
+    return tuple(SloResult.from_json(s) for s in data.get("slos", ()))
 
 
 def error_rate(errors: int, calls: int) -> float | None:
@@ -69,13 +162,15 @@ class Node:
     latency_ms: Latency | None = None
     status: Status = "no_data"
     reasons: tuple[Reason, ...] = ()
+    slos: tuple[SloResult, ...] = ()
+    namespace: str | None = None  # the service's `service.namespace`, when it has one
 
     @property
     def error_rate(self) -> float | None:
         return error_rate(self.errors, self.requests)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "kind": self.kind,
             "requests": self.requests,
@@ -85,6 +180,9 @@ class Node:
             "status": self.status,
             "reasons": [reason.to_json() for reason in self.reasons],
         }
+        if self.namespace is not None:
+            data["namespace"] = self.namespace
+        return _with_slos(data, self.slos)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Node:
@@ -96,6 +194,8 @@ class Node:
             latency_ms=Latency.from_json(data.get("latency_ms")),
             status=data["status"],
             reasons=tuple(Reason.from_json(r) for r in data.get("reasons", ())),
+            slos=_slos_from_json(data),
+            namespace=data.get("namespace"),
         )
 
 
@@ -110,13 +210,14 @@ class Edge:
     server_latency_ms: Latency | None = None
     status: Status = "no_data"
     reasons: tuple[Reason, ...] = ()
+    slos: tuple[SloResult, ...] = ()
 
     @property
     def error_rate(self) -> float | None:
         return error_rate(self.errors, self.calls)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "source": self.source,
             "target": self.target,
             "connection": self.connection,
@@ -130,6 +231,7 @@ class Edge:
             "status": self.status,
             "reasons": [reason.to_json() for reason in self.reasons],
         }
+        return _with_slos(data, self.slos)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Edge:
@@ -143,6 +245,7 @@ class Edge:
             server_latency_ms=Latency.from_json(data.get("server_latency_ms")),
             status=data["status"],
             reasons=tuple(Reason.from_json(r) for r in data.get("reasons", ())),
+            slos=_slos_from_json(data),
         )
 
 

@@ -28,6 +28,7 @@ PAIRING_COLUMNS = (
     "span_id",
     "parent_span_id",
     "service_name",
+    "service_namespace",
     "kind",
     "status_code",
     "start_time",
@@ -51,7 +52,7 @@ _IS_DB = "(db_system IS NOT NULL OR db_system_name IS NOT NULL)"
 SLIM_SPANS = f"""
 CREATE OR REPLACE TEMP VIEW sv AS
 SELECT trace_id::BIT::UHUGEINT AS trace_id, span_id::BIT::UBIGINT AS span_id,
-       parent_span_id::BIT::UBIGINT AS parent_span_id, service_name, kind,
+       parent_span_id::BIT::UBIGINT AS parent_span_id, service_name, service_namespace, kind,
        status_code = {ERROR} AS failed, start_time, duration_ns,
        CASE WHEN kind = {K_CLIENT} THEN {_IS_DB} END AS is_db,
        CASE WHEN kind = {K_CLIENT} THEN
@@ -216,7 +217,7 @@ SELECT service_name,
        count(*) FILTER (WHERE {INCOMING} AND failed),
        quantile_cont(duration_ns, {QUANTILES}) FILTER (WHERE {INCOMING}),
        epoch_ns(min(start_time)), max(epoch_ns(start_time) + COALESCE(duration_ns, 0)),
-       count(*)
+       count(*), min(service_namespace)
 FROM s GROUP BY service_name
 """
 TRACES = "SELECT count(DISTINCT trace_id) FROM s"

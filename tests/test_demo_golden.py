@@ -1,4 +1,4 @@
-"""Golden files: the demo traces in, the expected graph JSON and DOT out.
+"""Golden files: the demo traces in, the expected graph JSON, DOT and Mermaid out.
 
 Regenerate on purpose only: SERVICEMAP_UPDATE_GOLDEN=1 python -m pytest tests/test_demo_golden.py
 """
@@ -16,7 +16,9 @@ GOLDEN = DEMO.parent
 UPDATE = os.environ.get("SERVICEMAP_UPDATE_GOLDEN") == "1"
 
 
-@pytest.mark.parametrize(("fmt", "golden"), [("json", "graph.json"), ("dot", "map.dot")])
+@pytest.mark.parametrize(
+    ("fmt", "golden"), [("json", "graph.json"), ("dot", "map.dot"), ("mermaid", "map.mmd")]
+)
 def test_demo_matches_golden(run, fmt: str, golden: str) -> None:
     result = run("render", str(DEMO), "--format", fmt)
     assert result.code == 0, result.err

@@ -1,19 +1,36 @@
-"""Graphviz DOT text: deterministic, left to right, callers before callees, with a legend."""
+"""Graphviz DOT text: deterministic, left to right, callers before callees, with a legend.
+
+Past `COMPACT_NODES` nodes or `COMPACT_EDGES` edges the map is drawn compact: the edge
+figures move from labels into tooltips (an edge label is a node of its own to `dot`, and they
+made a 1000-service map take several seconds), node labels keep the name and status, and the
+layout's search is bounded (`nslimit`, `mclimit`). The title says so.
+"""
 
 from __future__ import annotations
 
-from servicemap.graph import Node, ServiceGraph, format_time
+from html import escape
+
+from servicemap.analysis.focus import groups
+from servicemap.graph import Edge, Node, ServiceGraph, format_time
+from servicemap.render.options import DEFAULT_OPTIONS, RenderOptions
 from servicemap.render.style import (
+    EDGE_COLOUR,
     KIND_SHAPE,
     KIND_STYLE,
     STATUS_FILL,
     STATUS_LABEL,
     STATUS_LINE,
+    TEXT_COLOUR,
+    edge_details,
     edge_label,
     edge_width,
     format_rate,
+    node_details,
     p95_text,
 )
+
+COMPACT_NODES = 300
+COMPACT_EDGES = 600
 
 
 def quote(text: str) -> str:
@@ -21,36 +38,31 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _node_label(node: Node) -> str:
+def is_compact(graph: ServiceGraph) -> bool:
+    return len(graph.nodes) > COMPACT_NODES or len(graph.edges) > COMPACT_EDGES
+
+
+def _node_label(node: Node, compact: bool) -> str:
+    if node.kind == "user":
+        return node.id
     lines = [node.id, f"{node.kind} · {STATUS_LABEL[node.status]}"]
-    if node.requests:
-        lines.append(
-            f"{node.requests} req · {format_rate(node.error_rate)} err · "
-            f"{p95_text(node.latency_ms)}"
-        )
+    if node.requests and not compact:
+        lines.append(f"{node.requests} req · {format_rate(node.error_rate)} err")
+        lines.append(p95_text(node.latency_ms))
     return "\n".join(lines)
 
 
 def _attributes(values: dict[str, str | float]) -> str:
     parts = []
     for key, value in values.items():
-        text = quote(value) if isinstance(value, str) else f"{value:g}"
+        if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
+            text = value  # an HTML-like label
+        elif isinstance(value, str):
+            text = quote(value)
+        else:
+            text = f"{value:g}"
         parts.append(f"{key}={text}")
     return "[" + ", ".join(parts) + "]"
-
-
-def _legend() -> list[str]:
-    """One HTML-table node: a swatch and the name of each status, out of the graph's way."""
-    rows = "".join(
-        f'<TR><TD BGCOLOR="{STATUS_FILL[status]}" WIDTH="18"> </TD>'
-        f'<TD ALIGN="LEFT">{label}</TD></TR>'
-        for status, label in STATUS_LABEL.items()
-    )
-    table = (
-        '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="2" CELLPADDING="3" COLOR="#bbbbbb">'
-        f'<TR><TD COLSPAN="2"><B>status</B></TD></TR>{rows}</TABLE>'
-    )
-    return [f'  "servicemap_legend" [shape=plaintext, fontsize=9, label=<{table}>];']
 
 
 def window_text(graph: ServiceGraph) -> str:
@@ -60,50 +72,143 @@ def window_text(graph: ServiceGraph) -> str:
     return f"{span} · {window.spans} spans · {window.traces} traces"
 
 
-def render_dot(graph: ServiceGraph) -> str:
-    """The map as DOT text; the same graph always gives the same text."""
-    max_calls = max((e.calls for e in graph.edges), default=1)
+def title_text(graph: ServiceGraph, options: RenderOptions) -> str:
+    parts = ["servicemap", window_text(graph)]
+    if options.view:
+        parts.append(options.view)
+    return " · ".join(parts)
+
+
+def _title_and_legend(graph: ServiceGraph, options: RenderOptions, compact: bool) -> str:
+    """The graph's label: the title and window, then the legend, above the map, never on it."""
+    swatches = "".join(
+        f'<TD BGCOLOR="{STATUS_FILL[status]}" BORDER="1" COLOR="{STATUS_LINE[status]}"'
+        f' WIDTH="14" HEIGHT="12"> </TD><TD ALIGN="LEFT">{label}  </TD>'
+        for status, label in STATUS_LABEL.items()
+    )
+    edges = (
+        "edges: width grows with calls; red or amber when failing; figures in tooltips"
+        if compact
+        else "edges: calls · error % · p95; width grows with calls; red or amber when failing"
+    )
+    legend = (
+        '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0"><TR>'
+        f'{swatches}<TD ALIGN="LEFT"><FONT COLOR="#555555">{escape(edges)}</FONT></TD>'
+        "</TR></TABLE>"
+    )
+    rows = [f"<B>{escape(title_text(graph, options))}</B>", legend]
+    if compact:
+        note = (
+            f"{len(graph.nodes)} nodes and {len(graph.edges)} edges, drawn compact: "
+            "narrow the map with --focus SERVICE --depth N, --min-calls N or --group-by namespace"
+        )
+        rows.append(f'<FONT COLOR="#555555">{escape(note)}</FONT>')
+    # One cell a row, so a long row never stretches the legend's swatches.
+    table = (
+        '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="1">'
+        + "".join(f'<TR><TD ALIGN="LEFT">{row}</TD></TR>' for row in rows)
+        + "</TABLE>"
+    )
+    return f"<{table}>"
+
+
+def _two_lines(label: str) -> str:
+    """`calls · error %` over `p95`: a narrower label keeps the map from growing wide."""
+    head, _, tail = label.rpartition(" · ")
+    return f"{escape(head)}<BR/>{escape(tail)}" if head else escape(label)
+
+
+def _edge_label(edge: Edge) -> str:
+    """Padded, so the text keeps clear of its own line."""
+    return (
+        '<<TABLE BORDER="0" CELLBORDER="0" CELLPADDING="3" CELLSPACING="0">'
+        f"<TR><TD>{_two_lines(edge_label(edge))}</TD></TR></TABLE>>"
+    )
+
+
+def _node_line(node: Node, options: RenderOptions, compact: bool) -> str:
+    attributes: dict[str, str | float] = {
+        "label": _node_label(node, compact),
+        "shape": KIND_SHAPE[node.kind],
+        "style": KIND_STYLE[node.kind],
+        "fillcolor": STATUS_FILL[node.status],
+        "color": STATUS_LINE[node.status],
+        "tooltip": "\n".join(node_details(node)),
+    }
+    if node.kind == "messaging":
+        attributes["margin"] = "0.2,0.08"  # the queue's pointed end needs room
+    if node.id == options.focus:
+        attributes["penwidth"] = 3.0
+    return f"{quote(node.id)} {_attributes(attributes)};"
+
+
+def _edge_line(edge: Edge, calls: tuple[int, int], compact: bool) -> str:
+    failing = edge.status in ("warning", "critical")
+    colour = STATUS_LINE[edge.status] if failing else EDGE_COLOUR
+    attributes: dict[str, str | float] = {}
+    if not compact:
+        attributes["label"] = _edge_label(edge)
+    attributes.update(
+        {
+            "penwidth": edge_width(edge.calls, *calls),
+            "color": colour,
+            "fontcolor": colour if failing else TEXT_COLOUR,
+            "tooltip": "\n".join(edge_details(edge)),
+        }
+    )
+    return f"  {quote(edge.source)} -> {quote(edge.target)} {_attributes(attributes)};"
+
+
+def render_dot(graph: ServiceGraph, options: RenderOptions = DEFAULT_OPTIONS) -> str:
+    """The map as DOT text; the same graph and options always give the same text."""
+    compact = is_compact(graph)
+    calls = (
+        min((e.calls for e in graph.edges), default=1),
+        max((e.calls for e in graph.edges), default=1),
+    )
+    graph_attributes: dict[str, str | float] = {
+        "rankdir": "LR",
+        "fontname": "Helvetica",
+        "fontsize": 11.0,
+        "labelloc": "t",
+        "labeljust": "l",
+        "nodesep": 0.35,
+        "ranksep": 0.9,
+        "label": _title_and_legend(graph, options, compact),
+    }
+    if compact:
+        graph_attributes.update({"nslimit": 2.0, "mclimit": 0.5, "ranksep": 1.2})
     lines = [
         "digraph servicemap {",
-        "  "
-        + _attributes(
-            {
-                "rankdir": "LR",
-                "fontname": "Helvetica",
-                "fontsize": 11.0,
-                "labelloc": "t",
-                "labeljust": "l",
-                "nodesep": 0.4,
-                "ranksep": 0.9,
-                "label": f"servicemap · {window_text(graph)}",
-            }
-        ).replace("[", "graph [", 1)
-        + ";",
-        '  node [fontname="Helvetica", fontsize=10, penwidth=1.2];',
+        "  graph " + _attributes(graph_attributes) + ";",
+        f'  node [fontname="Helvetica", fontsize=10, penwidth=1.2, fontcolor="{TEXT_COLOUR}"];',
         '  edge [fontname="Helvetica", fontsize=9, arrowsize=0.7];',
     ]
+    clustered = groups(graph, options.group_by)
+    in_cluster = {node_id for members in clustered.values() for node_id in members}
+    nodes = {n.id: n for n in graph.nodes}
+    for index, (name, members) in enumerate(clustered.items()):
+        lines.append(f"  subgraph cluster_{index} {{")
+        lines.append(
+            "    graph "
+            + _attributes(
+                {
+                    "label": f"{options.group_by} {name}",
+                    "style": "rounded,dashed",
+                    "color": "#7a8794",
+                    "fontcolor": "#44505a",
+                    "fontsize": 10.0,
+                    "margin": 12.0,
+                }
+            )
+            + ";"
+        )
+        lines.extend(f"    {_node_line(nodes[m], options, compact)}" for m in members)
+        lines.append("  }")
     for node in sorted(graph.nodes, key=lambda n: n.id):
-        attributes: dict[str, str | float] = {
-            "label": _node_label(node),
-            "shape": KIND_SHAPE[node.kind],
-            "style": KIND_STYLE[node.kind],
-            "fillcolor": STATUS_FILL[node.status],
-            "color": STATUS_LINE[node.status],
-            "tooltip": f"{node.id}: {STATUS_LABEL[node.status]}",
-        }
-        if node.kind == "user":
-            attributes["label"] = node.id
-        lines.append(f"  {quote(node.id)} {_attributes(attributes)};")
+        if node.id not in in_cluster:
+            lines.append(f"  {_node_line(node, options, compact)}")
     for edge in sorted(graph.edges, key=lambda e: (e.source, e.target)):
-        failing = edge.status in ("warning", "critical")
-        attributes = {
-            "label": edge_label(edge),
-            "penwidth": edge_width(edge.calls, max_calls),
-            "color": STATUS_LINE[edge.status] if failing else "#5f6b73",
-            "fontcolor": STATUS_LINE[edge.status] if failing else "#333333",
-            "tooltip": f"{edge.source} → {edge.target}: {STATUS_LABEL[edge.status]}",
-        }
-        lines.append(f"  {quote(edge.source)} -> {quote(edge.target)} {_attributes(attributes)};")
-    lines.extend(_legend())
+        lines.append(_edge_line(edge, calls, compact))
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ import subprocess
 from servicemap.errors import RenderError
 from servicemap.graph import ServiceGraph
 from servicemap.render.dot import render_dot
+from servicemap.render.options import DEFAULT_OPTIONS, RenderOptions
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
 DOT_TIMEOUT_S = 300
@@ -16,7 +17,9 @@ INSTALL_HINT = (
 )
 
 
-def render_image(graph: ServiceGraph, image_format: str) -> bytes:
+def render_image(
+    graph: ServiceGraph, image_format: str, options: RenderOptions = DEFAULT_OPTIONS
+) -> bytes:
     """Lay the map out with `dot` and return the image bytes."""
     if image_format not in IMAGE_FORMATS:
         raise RenderError(f"unknown image format {image_format!r}")
@@ -28,7 +31,7 @@ def render_image(graph: ServiceGraph, image_format: str) -> bytes:
     try:
         done = subprocess.run(
             [dot, f"-T{image_format}"],
-            input=render_dot(graph).encode(),
+            input=render_dot(graph, options).encode(),
             capture_output=True,
             timeout=DOT_TIMEOUT_S,
             check=False,

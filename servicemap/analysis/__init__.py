@@ -1,0 +1,1 @@
+"""Pure functions over a built ServiceGraph: views that make big maps readable."""
