@@ -145,27 +145,63 @@ def rss_mib(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def children(pid: int) -> list[int]:
+    """The process's child processes (the collector's converter)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(text) for text in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+class Memory:
+    """RSS of a server process and its children: idle, and peaks sampled every 20 ms (VmHWM is
+    gone once a process exits, so VmRSS is sampled until then)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.idle = (0.0, 0.0)
+        self.peak = [0.0, 0.0, 0.0]  # parent, children, sum at one moment
+
+    def sample(self) -> tuple[float, float]:
+        parent = rss_mib(self.pid)
+        kids = sum(rss_mib(child) for child in children(self.pid))
+        return parent, kids
+
+    def watch(self, stop: threading.Event) -> None:
+        while not stop.wait(0.02):
+            parent, kids = self.sample()
+            hwm = rss_mib(self.pid, "VmHWM")
+            kids_hwm = sum(rss_mib(child, "VmHWM") for child in children(self.pid))
+            self.peak[0] = max(self.peak[0], parent, hwm)
+            self.peak[1] = max(self.peak[1], kids, kids_hwm)
+            self.peak[2] = max(self.peak[2], parent + kids)
+
+    def text(self) -> str:
+        idle, peak = self.idle, self.peak
+        return (
+            f"idle {sum(idle):.0f} MiB ({idle[0]:.0f} + {idle[1]:.0f} converter), "
+            f"peak {peak[2]:.0f} MiB (parent peak {peak[0]:.0f}, converter peak {peak[1]:.0f})"
+        )
+
+
 def run(
     command: list[str], workdir: Path, name: str, args: argparse.Namespace
-) -> tuple[float, float, float, float]:
-    """(spans/s acknowledged, spans/s until the server exited after SIGTERM, idle RSS MiB
-    after start-up, peak RSS MiB)."""
+) -> tuple[float, float, Memory]:
+    """(spans/s acknowledged, spans/s until the server exited after SIGTERM, memory)."""
     log = workdir / f"{name}.log"
     bodies = [make_request(n) for n in range(32)]
     with open(log, "wb") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=handle)
-    peak = [0.0]
+    memory = Memory(process.pid)
     watching = threading.Event()
-
-    def watch() -> None:  # VmHWM is gone once the process exits: sample VmRSS until then
-        while not watching.wait(0.02):
-            peak[0] = max(peak[0], rss_mib(process.pid), rss_mib(process.pid, "VmHWM"))
-
-    watcher = threading.Thread(target=watch, daemon=True)
+    watcher = threading.Thread(target=memory.watch, args=(watching,), daemon=True)
     try:
         target = wait_listening(log, process)
-        time.sleep(0.5)
-        idle = rss_mib(process.pid)
+        time.sleep(1.0)
+        memory.idle = memory.sample()
         watcher.start()
         send_all(target, bodies, 8, 2)  # warm up connections and code paths
         start = time.perf_counter()
@@ -178,7 +214,7 @@ def run(
         watching.set()
         if process.poll() is None:
             process.kill()
-    return spans / acked, spans / done, idle, peak[0]
+    return spans / acked, spans / done, memory
 
 
 def main() -> None:
@@ -193,14 +229,14 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="servicemap-ingest-") as tmp:
         workdir = Path(tmp)
-        baseline, _, base_idle, base_peak = run(
+        baseline, _, base_memory = run(
             [sys.executable, __file__, "--serve-baseline"], workdir, "baseline", args
         )
         collector = [
             sys.executable, "-m", "servicemap", "collect", "--data", str(workdir / "data"),
             "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--fsync", args.fsync,
         ]  # fmt: skip
-        acked, to_parquet, idle, peak = run(collector, workdir, "collector", args)
+        acked, to_parquet, memory = run(collector, workdir, "collector", args)
         files = list((workdir / "data" / "spans").rglob("*.parquet"))
         size = sum(f.stat().st_size for f in files)
     spans = args.requests * SPANS_PER_REQUEST
@@ -212,8 +248,9 @@ def main() -> None:
         f"collector, through to Parquet  : {to_parquet:>10,.0f} spans/s  "
         f"ratio {to_parquet / baseline:.2f}  ({len(files)} files, {size / 1e6:.1f} MB)"
     )
-    print(f"memory (RSS)                   : collector idle {idle:.0f} MiB, peak {peak:.0f} MiB; "
-          f"baseline server idle {base_idle:.0f} MiB, peak {base_peak:.0f} MiB")  # fmt: skip
+    print(f"collector memory (RSS)         : {memory.text()}")
+    print(f"baseline server memory (RSS)   : idle {sum(base_memory.idle):.0f} MiB, "
+          f"peak {base_memory.peak[2]:.0f} MiB")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -261,7 +261,7 @@ class HttpReceiver:
         self.port = self.server.server_address[1]
         self.address = f"{host}:{self.port}" if ":" not in host else f"[{host}]:{self.port}"
         self._thread = threading.Thread(
-            target=self.server.serve_forever, name="http", kwargs={"poll_interval": 0.2}
+            target=self.server.serve_forever, name="http", kwargs={"poll_interval": 0.05}
         )
 
     def start(self) -> None:

@@ -99,7 +99,7 @@ class Ingest:
                 raise Overloaded("memory limit reached, retry later")
             try:
                 for sink in self.sinks:
-                    sink.add(body)
+                    sink.add(body, accepted)
             except Exception:
                 self.budget.release(amount)  # not logged: the client must retry
                 raise

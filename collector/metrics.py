@@ -22,7 +22,10 @@ _HELP = {
     "bytes_written_total": ("counter", "Bytes of Parquet files renamed into the dataset."),
     "wal_bytes": ("gauge", "Bytes in write-ahead log segments not yet deleted."),
     "buffered_spans": ("gauge", "Spans acknowledged and waiting for the next Parquet file."),
-    "memory_bytes": ("gauge", "Bytes reserved by requests in flight and buffered spans."),
+    "memory_bytes": (
+        "gauge",
+        "Bytes reserved by requests in flight and logged spans not yet in Parquet.",
+    ),
     "memory_peak_bytes": ("gauge", "Highest memory_bytes since start."),
     "memory_limit_bytes": ("gauge", "Configured memory limit; above it requests are refused."),
 }

@@ -7,47 +7,24 @@ receivers bind; on a signal the receivers stop taking requests first, requests i
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
 import time
 from types import FrameType
-from typing import Any
 
 from collector.config import Config
 from collector.grpc_receiver import GrpcReceiver
 from collector.http_receiver import HttpReceiver
 from collector.ingest import Ingest
+from collector.logs import JsonFormatter, configure_logging
 from collector.metrics import Metrics
 from collector.sink import MemoryBudget, ParquetSink
 from collector.wal import WAL_DIR
 
 logger = logging.getLogger(__name__)
 
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: machines (and tests) read the start-up line for the ports."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+__all__ = ["Collector", "JsonFormatter", "configure_logging"]
 
 
 class Collector:
@@ -100,6 +77,7 @@ class Collector:
                     "roll_bytes": self.config.roll_bytes,
                     "roll_seconds": self.config.roll_seconds,
                     "replayed_spans": replayed,
+                    "converter_pid": self.sink.converter_pid,
                 }
             },
         )

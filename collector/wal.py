@@ -5,9 +5,9 @@ sequence of frames `magic | length | crc32 | payload`: magic `SMW2` frames hold 
 request as it came (serialized OTLP protobuf, converted in batches later, so the request path
 never builds Arrow); `SMW1` frames, written by earlier versions, hold an Arrow IPC stream of
 spans and are still replayed. One segment
-holds exactly the spans of one Parquet roll: the sink rotates the segment and takes its buffer
-under one lock, so "segment N" and "the buffer written as the files `part-N.parquet`" are the
-same spans. That gives the invariant replay relies on:
+holds exactly the spans of one Parquet roll: the converter process writes the files
+`part-N.parquet` from segment N's frames alone (following it while it is open, renaming the
+files when the sink seals it). That gives the invariant replay relies on:
 
     a segment file exists  ⇔  its spans may not yet all be in renamed Parquet files;
     the Parquet files of segment N are named after N, one per date/hour partition.
@@ -77,8 +77,19 @@ def encode_request_frame(body: bytes) -> bytes:
 def read_frames(path: Path) -> Iterator[pa.Table | bytes]:
     """A segment's whole frames (span tables or request bodies), stopping at a torn or corrupt
     tail."""
+    for _, frame in iter_frames(path):
+        yield frame
+
+
+def iter_frames(
+    path: Path, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, pa.Table | bytes]]:
+    """(offset after the frame, frame) from `start`, up to `end` (a frame boundary the writer
+    reported) or, without `end`, to the last whole frame of a closed segment."""
     with open(path, "rb") as handle:
-        while True:
+        handle.seek(start)
+        offset = start
+        while end is None or offset < end:
             header = handle.read(HEADER.size)
             if len(header) < HEADER.size:
                 if header:
@@ -90,7 +101,8 @@ def read_frames(path: Path) -> Iterator[pa.Table | bytes]:
             if not known or len(payload) < length or zlib.crc32(payload) != crc:
                 logger.warning("wal %s: torn or corrupt frame, rest of segment ignored", path.name)
                 return
-            yield pa.ipc.open_stream(payload).read_all() if magic == MAGIC else payload
+            offset += HEADER.size + length
+            yield offset, (pa.ipc.open_stream(payload).read_all() if magic == MAGIC else payload)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -178,6 +190,11 @@ class WriteAheadLog:
         _fsync_dir(self.directory)
         with self._lock:
             self._closed_bytes = max(0, self._closed_bytes - size)
+
+    def current(self) -> tuple[Segment | None, int]:
+        """The segment being appended to and its length (every frame in it is whole)."""
+        with self._lock:
+            return self._segment, self._current_bytes
 
     @property
     def bytes_on_disk(self) -> int:

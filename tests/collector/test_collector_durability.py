@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import threading
 from collections import Counter
 from pathlib import Path
@@ -9,6 +12,7 @@ from typing import Any
 
 import grpc
 
+from collector.converter_worker import convert_segment
 from collector.metrics import Metrics
 from collector.sink import MemoryBudget, ParquetSink
 from collector.wal import encode_frame, read_frames
@@ -86,34 +90,45 @@ def _sink(root: Path) -> ParquetSink:
     )
 
 
+def _replay(root: Path) -> int:
+    """Replay with a fresh sink (and converter process), then stop it."""
+    sink = _sink(root)
+    try:
+        return sink.replay()
+    finally:
+        sink.close()
+
+
 def test_replay_after_crash_between_rename_and_segment_delete(tmp_path: Path) -> None:
     """The Parquet files of a segment exist and the segment too: replay rewrites the same names."""
     body = make_request(1, 10).SerializeToString()
-    table = convert([make_request(1, 10)]).table
     sink = _sink(tmp_path)
-    sink.add(body)
+    sink.add(body, 10)
     segment = sink.wal.rotate()
     assert segment is not None
-    sink._write(segment, table)  # crash here: files renamed, segment not deleted
+    # crash here: the converter renamed the files, the segment was not deleted
+    assert convert_segment(tmp_path, segment.id, segment.path)[0] == 10
+    sink.wal.close()
     files_before = dataset_files(tmp_path)
+    stored_before = stored_span_ids(tmp_path)
+    assert stored_before == Counter(request_ids_of(1, 10))
 
-    replayed = _sink(tmp_path).replay()
-    assert replayed == 10
+    assert _replay(tmp_path) == 10
     assert dataset_files(tmp_path) == files_before
-    assert stored_span_ids(tmp_path) == Counter(table.column("span_id").to_pylist())
+    assert stored_span_ids(tmp_path) == stored_before
     assert not list((tmp_path / "_wal").glob("*.wal"))
 
 
 def test_replay_ignores_a_torn_tail_frame(tmp_path: Path) -> None:
     sink = _sink(tmp_path)
-    sink.add(make_request(1, 5).SerializeToString())
-    sink.add(make_request(2, 7).SerializeToString())
+    sink.add(make_request(1, 5).SerializeToString(), 5)
+    sink.add(make_request(2, 7).SerializeToString(), 7)
     sink.wal.close()
     (path,) = (tmp_path / "_wal").glob("*.wal")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 3])  # the second frame is cut short
     assert [make_request(1, 5).SerializeToString()] == list(read_frames(path))
-    assert _sink(tmp_path).replay() == 5
+    assert _replay(tmp_path) == 5
     assert len(stored_span_ids(tmp_path)) == 5
 
 
@@ -121,10 +136,10 @@ def test_replay_reads_span_table_frames_of_earlier_versions(tmp_path: Path) -> N
     """Segments written before requests were logged as received hold Arrow IPC frames."""
     sink = _sink(tmp_path)
     sink.wal.append(encode_frame(convert([make_request(1, 4)]).table))
-    sink.add(make_request(2, 6).SerializeToString())
+    sink.add(make_request(2, 6).SerializeToString(), 6)
     sink.wal.append(encode_frame(convert([make_request(3, 3)]).table))
     sink.wal.close()
-    assert _sink(tmp_path).replay() == 13
+    assert _replay(tmp_path) == 13
     expected = request_ids_of(1, 4) | request_ids_of(2, 6) | request_ids_of(3, 3)
     assert stored_span_ids(tmp_path) == Counter(expected)
 
@@ -163,3 +178,45 @@ def test_render_while_collecting_sees_only_whole_files(start_collector: Any, run
         run("render", str(collector.data)).json()["window"]["spans"]
         == len(sent) * SPANS_PER_REQUEST
     )
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for its reaper counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def _converter_pid(collector: Any) -> int:
+    lines = [json.loads(line) for line in collector.log_text().splitlines() if line.startswith("{")]
+    return int([entry for entry in lines if entry.get("event") == "listening"][-1]["converter_pid"])
+
+
+def test_the_converter_process_dies_with_a_killed_collector(start_collector: Any) -> None:
+    collector = start_collector("--fsync", "interval")
+    pid = _converter_pid(collector)
+    assert not _gone(pid)
+    with grpc.insecure_channel(collector.grpc_target) as channel:
+        for n in range(20):
+            grpc_export(channel, make_request(n, SPANS_PER_REQUEST).SerializeToString())
+    collector.kill()
+    wait_for(lambda: _gone(pid), 60, "the converter to exit after its collector was killed")
+
+
+def test_a_killed_converter_is_restarted_and_nothing_is_lost(start_collector: Any) -> None:
+    collector = start_collector("--fsync", "always", "--roll-seconds", "0.5")
+    pid = _converter_pid(collector)
+    with grpc.insecure_channel(collector.grpc_target) as channel:
+        for n in range(30):
+            grpc_export(channel, make_request(n, SPANS_PER_REQUEST).SerializeToString())
+        os.kill(pid, signal.SIGKILL)
+        for n in range(30, 60):
+            grpc_export(channel, make_request(n, SPANS_PER_REQUEST).SerializeToString())
+    assert collector.terminate() == 0
+    assert wait_for(lambda: _gone(pid), 30, "the killed converter to be reaped")
+    stored = stored_span_ids(collector.data)
+    assert max(stored.values()) == 1
+    assert set(stored) == set().union(*(request_ids(n) for n in range(60)))
+    assert not list((collector.data / "_wal").glob("*.wal"))
