@@ -72,6 +72,8 @@ class LazyGroup(click.Group):
 
     lazy_commands: ClassVar[dict[str, str]] = {
         "collect": "collector.command:collect",
+        "diff": "servicemap.analysis.commands:diff",
+        "investigate": "servicemap.analysis.commands:investigate",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
