@@ -151,6 +151,8 @@ def connect(memory_limit: str = DUCKDB_MEMORY_LIMIT) -> duckdb.DuckDBPyConnectio
     con.execute(f"SET temp_directory = {_sql_string(tempfile.gettempdir())}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
+    # DuckDB draws its progress bar on stdout, where `render -o -` writes the map.
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
