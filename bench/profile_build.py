@@ -16,6 +16,7 @@ from pathlib import Path
 
 from servicemap import build, pairing
 from servicemap.sources import load_sources
+from servicemap.timeparse import TimeRange
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "data"
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit", default=build.DUCKDB_MEMORY_LIMIT)
     args = parser.parse_args(argv)
     con = build.connect(args.memory_limit)
-    build._register_spans(con, load_sources([args.data]), build.TimeRange())
+    build.register_spans(con, load_sources([args.data]), TimeRange())
     con.execute(pairing.SLIM_SPANS)
     row = con.execute(pairing.REPEATED_IDS).fetchone()
     repeated = bool(row and row[0])

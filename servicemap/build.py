@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,6 +18,7 @@ from servicemap.graph import Edge, Latency, Node, NodeKind, Pairing, ServiceGrap
 from servicemap.pairing import PAIRING_COLUMNS
 from servicemap.schema import empty_span_table
 from servicemap.sources import SpanSources, load_sources
+from servicemap.timeparse import TimeRange
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +27,8 @@ CONNECTION_PRIORITY = {"direct": 0, "database": 1, "messaging": 2, "virtual": 3}
 DUCKDB_MEMORY_LIMIT = "350MB"
 
 
-@dataclass(frozen=True)
-class TimeRange:
-    """Spans whose start is in [since, until); None leaves that side open."""
-
-    since_ns: int | None = None
-    until_ns: int | None = None
-
-
-def _sql_string(text: str) -> str:
+def sql_string(text: str) -> str:
+    """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -44,36 +37,43 @@ def _timestamp_ns(ns: int) -> str:
     return f"CAST(make_timestamp_ns({int(ns)}) AS TIMESTAMPTZ_NS)"
 
 
-def _span_selects(con: duckdb.DuckDBPyConnection, sources: SpanSources) -> list[str]:
-    columns = ", ".join(PAIRING_COLUMNS)
-    selects = []
-    for index, table in enumerate(sources.tables):
-        name = f"source_table_{index}"
-        con.register(name, table.select(list(PAIRING_COLUMNS)))
-        selects.append(f"SELECT {columns} FROM {name}")
-    if sources.parquet_files:
-        files = ", ".join(_sql_string(str(p)) for p in sources.parquet_files)
-        selects.append(
-            f"SELECT {columns} FROM read_parquet([{files}], union_by_name = true, "
-            "hive_partitioning = false)"
-        )
-    return selects
-
-
-def _register_spans(
-    con: duckdb.DuckDBPyConnection, sources: SpanSources, window: TimeRange
-) -> None:
-    if not sources.tables and not sources.parquet_files:
-        sources = SpanSources(tables=[empty_span_table()])
-    selects = _span_selects(con, sources)
+def window_condition(window: TimeRange) -> str:
+    """SQL over `start_time` for spans in [since, until); TRUE when the window is open."""
     conditions = []
     if window.since_ns is not None:
         conditions.append(f"start_time >= {_timestamp_ns(window.since_ns)}")
     if window.until_ns is not None:
         conditions.append(f"start_time < {_timestamp_ns(window.until_ns)}")
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return " AND ".join(conditions) or "TRUE"
+
+
+def register_spans(
+    con: duckdb.DuckDBPyConnection,
+    sources: SpanSources,
+    window: TimeRange,
+    columns: Sequence[str] = PAIRING_COLUMNS,
+    view: str = "spans",
+) -> None:
+    """A view of `columns` over every span of the sources inside the window."""
+    if not sources.tables and not sources.parquet_files:
+        sources = SpanSources(tables=[empty_span_table()])
+    names = ", ".join(columns)
+    selects = []
+    for index, table in enumerate(sources.tables):
+        table_name = f"{view}_table_{index}"
+        con.register(table_name, table.select(list(columns)))
+        selects.append(f"SELECT {names} FROM {table_name}")
+    if sources.parquet_files:
+        files = ", ".join(sql_string(str(p)) for p in sources.parquet_files)
+        selects.append(
+            f"SELECT {names} FROM read_parquet([{files}], union_by_name = true, "
+            "hive_partitioning = false)"
+        )
     union = " UNION ALL ".join(selects)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW spans AS SELECT * FROM ({union}){where}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM ({union}) "
+        f"WHERE {window_condition(window)}"
+    )
 
 
 def _latency(values: list[float] | None) -> Latency | None:
@@ -147,8 +147,8 @@ def _graph(
 def connect(memory_limit: str = DUCKDB_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that spills to a temporary directory instead of growing."""
     con = duckdb.connect(":memory:")
-    con.execute(f"SET memory_limit = {_sql_string(memory_limit)}")
-    con.execute(f"SET temp_directory = {_sql_string(tempfile.gettempdir())}")
+    con.execute(f"SET memory_limit = {sql_string(memory_limit)}")
+    con.execute(f"SET temp_directory = {sql_string(tempfile.gettempdir())}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB draws its progress bar on stdout, where `render -o -` writes the map.
@@ -160,7 +160,7 @@ def prepare_calls(
     con: duckdb.DuckDBPyConnection, sources: SpanSources, window: TimeRange | None = None
 ) -> int:
     """Run the pairing in `con`, leaving `s`, `pairs` and `raw_calls`; returns the trace count."""
-    _register_spans(con, sources, window or TimeRange())
+    register_spans(con, sources, window or TimeRange())
     con.execute(pairing.SLIM_SPANS)
     row = con.execute(pairing.REPEATED_IDS).fetchone()
     assert row is not None
@@ -190,12 +190,17 @@ def build_graph(
         traces = prepare_calls(con, sources, window)
         if after_pairing is not None:
             after_pairing(con)
-        quality = con.execute(pairing.QUALITY).fetchone()
-        assert quality is not None
-        span_rows = con.execute(pairing.SPAN_STATS).fetchall()
-        call_rows = con.execute(pairing.CALL_STATS).fetchall()
+        return graph_from_prepared(con, traces)
     finally:
         con.close()
+
+
+def graph_from_prepared(con: duckdb.DuckDBPyConnection, traces: int) -> ServiceGraph:
+    """The graph of a connection on which `prepare_calls` has run."""
+    quality = con.execute(pairing.QUALITY).fetchone()
+    assert quality is not None
+    span_rows = con.execute(pairing.SPAN_STATS).fetchall()
+    call_rows = con.execute(pairing.CALL_STATS).fetchall()
     return _graph(span_rows, call_rows, traces, cast(tuple[int, int, int], quality))
 
 

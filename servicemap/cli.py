@@ -17,7 +17,6 @@ import duckdb
 
 from servicemap import __version__
 from servicemap.analysis.focus import GROUP_BY_KEYS, narrow
-from servicemap.build import TimeRange
 from servicemap.errors import ServicemapError
 from servicemap.graph import ServiceGraph
 from servicemap.render.dot import render_dot
@@ -27,7 +26,7 @@ from servicemap.render.image import IMAGE_FORMATS, render_image
 from servicemap.render.mermaid import render_mermaid
 from servicemap.render.options import RenderOptions
 from servicemap.status import graph_with_status
-from servicemap.timeparse import parse_time_ns
+from servicemap.timeparse import TimeRange
 
 
 def _image(graph: ServiceGraph, options: RenderOptions, image_format: str) -> bytes:
@@ -42,17 +41,6 @@ RENDERERS: dict[str, Callable[[ServiceGraph, RenderOptions], str | bytes]] = {
     "mermaid": render_mermaid,
     "grafana": render_grafana,
 }
-
-
-def _time_range(since: str | None, until: str | None) -> TimeRange:
-    window = TimeRange(
-        since_ns=parse_time_ns(since) if since else None,
-        until_ns=parse_time_ns(until) if until else None,
-    )
-    since_ns, until_ns = window.since_ns, window.until_ns
-    if since_ns is not None and until_ns is not None and since_ns >= until_ns:
-        raise click.BadParameter("--since must be before --until")
-    return window
 
 
 def _write(content: str | bytes, output: str) -> None:
@@ -175,7 +163,7 @@ def render(
     optionally gzip-compressed; the format is read from the content. Every span counts
     unless --since/--until narrow the window.
     """
-    graph = graph_with_status(sources, _time_range(since, until), rules_file, alerts_file)
+    graph = graph_with_status(sources, TimeRange.parse(since, until), rules_file, alerts_file)
     graph, view = narrow(graph, focus_on, depth, min_calls)
     options = RenderOptions(group_by=group_by, focus=focus_on, view=view)
     _write(RENDERERS[output_format](graph, options), output)

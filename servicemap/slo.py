@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from servicemap.build import TimeRange, connect, prepare_calls
+from servicemap.build import connect, prepare_calls
 from servicemap.graph import BurnRateResult, SloResult, Status
 from servicemap.pairing import INCOMING
 from servicemap.rules import Slo, matches
 from servicemap.sources import SpanSources
+from servicemap.timeparse import TimeRange
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from servicemap.alertmanager import load_alerts
 from servicemap.alerts import apply_status
-from servicemap.build import TimeRange, build_graph
+from servicemap.build import build_graph
 from servicemap.graph import ServiceGraph
 from servicemap.rules import DEFAULT_RULES, load_rules
 from servicemap.slo import SloMeter
 from servicemap.sources import load_sources
+from servicemap.timeparse import TimeRange
 
 
 def graph_with_status(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from servicemap.errors import UsageError
@@ -49,3 +50,23 @@ def parse_time_ns(text: str, now_ns: int | None = None) -> int:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """Spans whose start is in [since, until); None leaves that side open."""
+
+    since_ns: int | None = None
+    until_ns: int | None = None
+
+    @classmethod
+    def parse(cls, since: str | None, until: str | None) -> TimeRange:
+        """The window of `--since`/`--until` as typed on the command line."""
+        window = cls(
+            since_ns=parse_time_ns(since) if since else None,
+            until_ns=parse_time_ns(until) if until else None,
+        )
+        since_ns, until_ns = window.since_ns, window.until_ns
+        if since_ns is not None and until_ns is not None and since_ns >= until_ns:
+            raise UsageError("--since must be before --until")
+        return window

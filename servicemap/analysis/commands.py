@@ -18,13 +18,12 @@ from servicemap.analysis import report
 from servicemap.analysis.diff import Diff, Side, diff_sides, parse_release, release_sides
 from servicemap.analysis.investigate import Investigation
 from servicemap.analysis.prepared import intersect
-from servicemap.build import TimeRange
 from servicemap.errors import UsageError
 from servicemap.graph import ServiceGraph
 from servicemap.rules import DEFAULT_RULES, load_rules
 from servicemap.slo import measure_sources
 from servicemap.sources import SpanSources, load_sources
-from servicemap.timeparse import parse_time_ns
+from servicemap.timeparse import TimeRange, parse_time_ns
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,17 +37,6 @@ def _default_format(output_format: str | None, output: str) -> str:
     if output_format is not None:
         return output_format
     return "text" if output == "-" and sys.stdout.isatty() else "json"
-
-
-def _time_range(since: str | None, until: str | None) -> TimeRange:
-    window = TimeRange(
-        since_ns=parse_time_ns(since) if since else None,
-        until_ns=parse_time_ns(until) if until else None,
-    )
-    since_ns, until_ns = window.since_ns, window.until_ns
-    if since_ns is not None and until_ns is not None and since_ns >= until_ns:
-        raise UsageError("--since must be before --until")
-    return window
 
 
 def parse_span(option: str, text: str) -> TimeRange:
@@ -234,7 +222,7 @@ def diff(
     """
     output_format = _default_format(output_format, output)
     judge = _Judge(rules_file, alerts_file)
-    window = _time_range(since, until)
+    window = TimeRange.parse(since, until)
     before_sources, after_sources, before, after = _sides(
         sources, window, before_span, after_span, release
     )
@@ -274,7 +262,7 @@ def investigate(
     """
     output_format = _default_format(output_format, output)
     judge = _Judge(rules_file, alerts_file)
-    window = _time_range(since, until)
+    window = TimeRange.parse(since, until)
     loaded = load_sources(sources)
     found = investigation.investigate(loaded, service, window, depth)
     _emit_investigation(found, output_format, output, judge.of(loaded, window))

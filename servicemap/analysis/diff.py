@@ -33,11 +33,12 @@ from servicemap.analysis.prepared import (
     prepare,
     register_identity,
 )
-from servicemap.build import TimeRange, connect
+from servicemap.build import connect
 from servicemap.errors import UsageError
 from servicemap.graph import ServiceGraph
 from servicemap.pairing import K_CONSUMER, K_SERVER
 from servicemap.sources import SpanSources
+from servicemap.timeparse import TimeRange
 
 ALPHA = 0.01
 MIN_ERROR_RATE_DELTA = 0.005

@@ -35,12 +35,12 @@ from servicemap.analysis.prepared import (
     no_such_service,
     prepare,
     register_identity,
-    sql_string,
 )
-from servicemap.build import TimeRange, connect
+from servicemap.build import connect, sql_string
 from servicemap.graph import ServiceGraph
 from servicemap.pairing import K_CLIENT, K_CONSUMER, K_SERVER
 from servicemap.sources import SpanSources
+from servicemap.timeparse import TimeRange
 
 EXAMPLES = 3
 MAX_SLOW = 200

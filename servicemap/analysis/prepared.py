@@ -13,12 +13,11 @@ from collections.abc import Iterable
 
 import duckdb
 
-from servicemap import build, pairing
-from servicemap.build import TimeRange
+from servicemap import build
 from servicemap.errors import UsageError
 from servicemap.graph import ServiceGraph
-from servicemap.schema import empty_span_table
 from servicemap.sources import SpanSources
+from servicemap.timeparse import TimeRange
 
 IDENTITY_COLUMNS = (
     "trace_id",
@@ -41,24 +40,6 @@ TRACE_HEX = "lpad(lower(to_hex({column})), 32, '0')"
 MAX_DEPTH = 64  # recursive walks down a trace stop here, so a cyclic parent chain cannot hang
 
 
-def sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def timestamp_ns(ns: int) -> str:
-    return f"CAST(make_timestamp_ns({int(ns)}) AS TIMESTAMPTZ_NS)"
-
-
-def window_condition(window: TimeRange) -> str:
-    """SQL over `start_time` for spans in [since, until); TRUE when the window is open."""
-    conditions = []
-    if window.since_ns is not None:
-        conditions.append(f"start_time >= {timestamp_ns(window.since_ns)}")
-    if window.until_ns is not None:
-        conditions.append(f"start_time < {timestamp_ns(window.until_ns)}")
-    return " AND ".join(conditions) or "TRUE"
-
-
 def intersect(outer: TimeRange, inner: TimeRange) -> TimeRange:
     """The part of `inner` inside `outer` (None is an open side)."""
     since = [v for v in (outer.since_ns, inner.since_ns) if v is not None]
@@ -70,38 +51,19 @@ def prepare(
     con: duckdb.DuckDBPyConnection, sources: SpanSources, window: TimeRange
 ) -> ServiceGraph:
     """Pair the spans of the window in `con` (leaving `s`, `pairs`, `raw_calls`); the graph."""
-    traces = build.prepare_calls(con, sources, window)
-    quality = con.execute(pairing.QUALITY).fetchone()
-    assert quality is not None
-    span_rows = con.execute(pairing.SPAN_STATS).fetchall()
-    call_rows = con.execute(pairing.CALL_STATS).fetchall()
-    return build._graph(span_rows, call_rows, traces, (quality[0], quality[1], quality[2]))
+    return build.graph_from_prepared(con, build.prepare_calls(con, sources, window))
 
 
 def register_identity(
     con: duckdb.DuckDBPyConnection, sources: SpanSources, window: TimeRange
 ) -> None:
     """A view `span_identity` (ids as in `s`) over every span of the window."""
-    if not sources.tables and not sources.parquet_files:
-        sources = SpanSources(tables=[empty_span_table()])
-    columns = ", ".join(IDENTITY_COLUMNS)
-    selects = []
-    for index, table in enumerate(sources.tables):
-        name = f"identity_table_{index}"
-        con.register(name, table.select(list(IDENTITY_COLUMNS)))
-        selects.append(f"SELECT {columns} FROM {name}")
-    if sources.parquet_files:
-        files = ", ".join(sql_string(str(p)) for p in sources.parquet_files)
-        selects.append(
-            f"SELECT {columns} FROM read_parquet([{files}], union_by_name = true, "
-            "hive_partitioning = false)"
-        )
-    union = " UNION ALL ".join(selects)
+    build.register_spans(con, sources, window, IDENTITY_COLUMNS, view="identity_spans")
     con.execute(
         "CREATE OR REPLACE TEMP VIEW span_identity AS "
         "SELECT trace_id::BIT::UHUGEINT AS trace_id, span_id::BIT::UBIGINT AS span_id, "
         "service_name, start_time, service_version, enduser_id, user_id, session_id "
-        f"FROM ({union}) WHERE {window_condition(window)}"
+        "FROM identity_spans"
     )
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import html
 import itertools
 import json
-import shutil
-import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -23,7 +21,7 @@ from servicemap.analysis.investigate import Investigation
 from servicemap.errors import RenderError
 from servicemap.graph import Edge, Node, ServiceGraph, format_time
 from servicemap.render.dot import quote, render_dot
-from servicemap.render.image import DOT_TIMEOUT_S, INSTALL_HINT
+from servicemap.render.image import layout
 from servicemap.render.options import RenderOptions
 
 ADDED = {"color": "#1a7f37", "penwidth": "3.5"}
@@ -176,23 +174,7 @@ def _restyle(
 
 def layout_svg(dot: str) -> bytes:
     """DOT text → SVG with graphviz."""
-    program = shutil.which("dot")
-    if program is None:
-        raise RenderError(f"--format svg needs graphviz's `dot`, not found: {INSTALL_HINT}")
-    try:
-        done = subprocess.run(
-            [program, "-Tsvg"],
-            input=dot.encode(),
-            capture_output=True,
-            timeout=DOT_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise RenderError(f"graphviz took longer than {DOT_TIMEOUT_S} s") from None
-    if done.returncode != 0:
-        message = done.stderr.decode(errors="replace").strip().splitlines()
-        raise RenderError(f"graphviz failed: {message[0] if message else done.returncode}")
-    return done.stdout
+    return layout(dot, "svg")
 
 
 def _merged(diff: Diff) -> ServiceGraph:

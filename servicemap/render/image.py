@@ -21,6 +21,11 @@ def render_image(
     graph: ServiceGraph, image_format: str, options: RenderOptions = DEFAULT_OPTIONS
 ) -> bytes:
     """Lay the map out with `dot` and return the image bytes."""
+    return layout(render_dot(graph, options), image_format)
+
+
+def layout(dot_text: str, image_format: str) -> bytes:
+    """DOT text → image bytes with graphviz; one line of error when it cannot."""
     if image_format not in IMAGE_FORMATS:
         raise RenderError(f"unknown image format {image_format!r}")
     dot = shutil.which("dot")
@@ -31,7 +36,7 @@ def render_image(
     try:
         done = subprocess.run(
             [dot, f"-T{image_format}"],
-            input=render_dot(graph, options).encode(),
+            input=dot_text.encode(),
             capture_output=True,
             timeout=DOT_TIMEOUT_S,
             check=False,
