@@ -9,7 +9,6 @@ import functools
 import importlib
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import ClassVar
 
 import click
@@ -19,6 +18,7 @@ from servicemap import __version__
 from servicemap.analysis.focus import GROUP_BY_KEYS, narrow
 from servicemap.errors import ServicemapError
 from servicemap.graph import ServiceGraph
+from servicemap.output import write_output
 from servicemap.render.dot import render_dot
 from servicemap.render.grafana import render_grafana
 from servicemap.render.html import render_html
@@ -41,18 +41,6 @@ RENDERERS: dict[str, Callable[[ServiceGraph, RenderOptions], str | bytes]] = {
     "mermaid": render_mermaid,
     "grafana": render_grafana,
 }
-
-
-def _write(content: str | bytes, output: str) -> None:
-    data = content.encode() if isinstance(content, str) else content
-    if output == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    try:
-        Path(output).write_bytes(data)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
 
 
 class LazyGroup(click.Group):
@@ -166,7 +154,7 @@ def render(
     graph = graph_with_status(sources, TimeRange.parse(since, until), rules_file, alerts_file)
     graph, view = narrow(graph, focus_on, depth, min_calls)
     options = RenderOptions(group_by=group_by, focus=focus_on, view=view)
-    _write(RENDERERS[output_format](graph, options), output)
+    write_output(RENDERERS[output_format](graph, options), output)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from servicemap.analysis.investigate import Investigation
 from servicemap.analysis.prepared import intersect
 from servicemap.errors import UsageError
 from servicemap.graph import ServiceGraph
+from servicemap.output import write_output
 from servicemap.rules import DEFAULT_RULES, load_rules
 from servicemap.slo import measure_sources
 from servicemap.sources import SpanSources, load_sources
@@ -54,19 +55,6 @@ def parse_span(option: str, text: str) -> TimeRange:
     return window
 
 
-def _write(content: str | bytes, output: str) -> None:
-    data = content.encode() if isinstance(content, str) else content
-    if output == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    try:
-        with open(output, "wb") as handle:
-            handle.write(data)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
-
-
 class _Judge:
     """Alert status for the pictures: the rules and alerts are read before any span, so a bad
     file fails first; SLO events are counted only when a picture is drawn."""
@@ -85,30 +73,30 @@ class _Judge:
 
 def _emit_diff(diff: Diff, output_format: str, output: str, judge: report.Judge) -> None:
     if output_format == "json":
-        _write(report.dumps(diff.to_json()), output)
+        write_output(report.dumps(diff.to_json()), output)
     elif output_format == "text":
-        _write(report.diff_text(diff), output)
+        write_output(report.diff_text(diff), output)
     elif output_format == "svg":
-        _write(report.layout_svg(report.diff_dot(diff, judge)), output)
+        write_output(report.layout_svg(report.diff_dot(diff, judge)), output)
     else:
         title = f"servicemap diff: {diff.before_label} → {diff.after_label}"
         page = report.html_page(title, report.diff_text(diff), report.diff_dot(diff, judge))
-        _write(page, output)
+        write_output(page, output)
 
 
 def _emit_investigation(
     found: Investigation, output_format: str, output: str, judge: report.Judge
 ) -> None:
     if output_format == "json":
-        _write(report.dumps(found.to_json()), output)
+        write_output(report.dumps(found.to_json()), output)
     elif output_format == "text":
-        _write(report.investigate_text(found), output)
+        write_output(report.investigate_text(found), output)
     elif output_format == "svg":
-        _write(report.layout_svg(report.investigate_dot(found, judge)), output)
+        write_output(report.layout_svg(report.investigate_dot(found, judge)), output)
     else:
         title = f"servicemap investigate {found.service}"
         text = report.investigate_text(found)
-        _write(report.html_page(title, text, report.investigate_dot(found, judge)), output)
+        write_output(report.html_page(title, text, report.investigate_dot(found, judge)), output)
 
 
 def _common(function: F) -> F:
