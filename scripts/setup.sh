@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a rendered demo map: system packages, a virtualenv with
-# servicemap and its test tools, then the demo traces rendered to demo-map.{json,dot,svg}.
+# servicemap and its test tools, then the demo traces rendered to demo-map.{json,svg,html}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,9 +26,12 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
-.venv/bin/servicemap render fixtures/demo/traces.otlp.json --format json -o demo-map.json
-.venv/bin/servicemap render fixtures/demo/traces.otlp.json --format dot -o demo-map.dot
+demo=fixtures/demo/traces.otlp.json
+.venv/bin/servicemap render "$demo" --format json -o demo-map.json
+.venv/bin/servicemap render "$demo" --format html -o demo-map.html
 if command -v dot >/dev/null; then
-  .venv/bin/servicemap render fixtures/demo/traces.otlp.json --format svg -o demo-map.svg
+  .venv/bin/servicemap render "$demo" --format svg -o demo-map.svg
+  echo "setup: done — the demo map is in demo-map.svg, demo-map.html and demo-map.json"
+else
+  echo "setup: done — the demo map is in demo-map.html (tables only: graphviz is missing) and demo-map.json"
 fi
-echo "setup: done — the demo map is in demo-map.json, demo-map.dot$(command -v dot >/dev/null && echo ' and demo-map.svg')"
