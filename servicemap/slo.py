@@ -256,8 +256,8 @@ def slos_for_edge(slos: Iterable[Slo], source: str, target: str) -> list[Slo]:
 def measure_sources(sources: SpanSources, window: TimeRange, slos: Sequence[Slo]) -> SloInputs:
     """Count SLO events from span sources on a connection of our own.
 
-    Interim: this runs the pairing a second time. Once `build_graph` takes a hook run after
-    `prepare_calls`, pass it an `SloMeter` instead and this function goes.
+    It pairs the spans again, so `render` passes an `SloMeter` to `build_graph` instead; diff
+    and investigate use this only to colour their pictures when the rules have SLOs.
     """
     meter = SloMeter(slos)
     if not slos:
