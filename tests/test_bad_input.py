@@ -116,3 +116,39 @@ def test_installed_command_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip() == f"servicemap: error: {empty}: file is empty"
+
+
+def test_out_of_range_values_are_read_not_fatal(run, tmp_path: Path) -> None:
+    """An unknown kind or status is unspecified, a time past int64 is unknown: one odd span
+    must not make the whole file (or a collector's whole log segment) unreadable."""
+    doc = document([span("c", "web", "client"), span("s", "api", "server", "c")])
+    client, server = (rs["scopeSpans"][0]["spans"][0] for rs in doc["resourceSpans"])
+    client["kind"] = 300
+    server["status"] = {"code": 77}
+    server["startTimeUnixNano"] = str(2**64 - 1)
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(doc))
+    result = run("render", str(path))
+    assert result.code == 0, result.err
+    graph = result.json()
+    assert graph["window"]["spans"] == 2
+    # the client lost its kind, so web -> api is a kind-less cross-service pair (rule 6)
+    assert [(e["source"], e["target"], e["calls"]) for e in graph["edges"]] == [("web", "api", 1)]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"data":[{"traceID":"1","spans":[{"traceID":"1","spanID":"2","startTime":1e300,'
+        '"duration":5,"processID":"p1"}],"processes":{"p1":{"serviceName":"a"}}}]}',
+        '[{"traceId":"1","id":"2","timestamp":99999999999999999999999,'
+        '"localEndpoint":{"serviceName":"a"}}]',
+    ],
+    ids=["jaeger", "zipkin"],
+)
+def test_times_past_int64_in_jaeger_and_zipkin(run, tmp_path: Path, content: str) -> None:
+    path = tmp_path / "odd.json"
+    path.write_text(content)
+    result = run("render", str(path))
+    assert result.code == 0, result.err
+    assert result.json()["window"] == {"start": None, "end": None, "spans": 1, "traces": 1}

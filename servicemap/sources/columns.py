@@ -22,6 +22,8 @@ from servicemap.schema import (
     SPAN_ID_BYTES,
     SPAN_SCHEMA,
     TRACE_ID_BYTES,
+    SpanKind,
+    StatusCode,
 )
 
 BATCH_ROWS = 8_192
@@ -100,6 +102,11 @@ class SpanRecord:
     links: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
+INT64_LIMIT = 2**63
+MAX_KIND = max(SpanKind)
+MAX_STATUS = max(StatusCode)
+
+
 class SpanColumns:
     """Column lists filled span by span, turned into Arrow one batch at a time."""
 
@@ -128,7 +135,16 @@ class SpanColumns:
         resource_attrs: Mapping[str, str],
         span_attrs: dict[str, str],
     ) -> None:
-        """One span. `span_attrs` loses the keys hoisted into columns; `resource_attrs` is kept."""
+        """One span. `span_attrs` loses the keys hoisted into columns; `resource_attrs` is kept.
+
+        Out-of-range values never fail a whole batch: an unknown kind or status code becomes
+        0 (unspecified/unset), a time that does not fit int64 nanoseconds becomes null.
+        """
+        kind = kind if 0 <= kind <= MAX_KIND else 0
+        status_code = status_code if 0 <= status_code <= MAX_STATUS else 0
+        start_ns = start_ns if start_ns is not None and 0 < start_ns < INT64_LIMIT else None
+        if duration_ns is not None and not 0 <= duration_ns < INT64_LIMIT:
+            duration_ns = None
         data = self.data
         hoisted = hoist(span_attrs, resource_attrs)
         data["trace_id"].append(trace_id)

@@ -27,6 +27,19 @@ GARBAGE = random.Random(7).randbytes(4096)
 TRUNCATED = make_request(3, 50).SerializeToString()[:-9]
 OVERSIZE = make_request(4, 1).SerializeToString() + b"\x00" * (2 * MIB)
 
+
+def _out_of_range() -> bytes:
+    """Valid ids, but an unknown kind, an unknown status code and a time past int64."""
+    request = make_request(6, 10)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    spans[0].kind = 300  # type: ignore[assignment]
+    spans[1].status.code = 77  # type: ignore[assignment]
+    spans[2].start_time_unix_nano = 2**64 - 1
+    return request.SerializeToString()
+
+
+OUT_OF_RANGE = _out_of_range()
+
 MIXED_JSON = {
     "resourceSpans": [
         {
@@ -50,6 +63,7 @@ HTTP_CASES: list[tuple[str, bytes, dict[str, str], int, int]] = [
      {"Content-Type": PROTOBUF, "Content-Encoding": "gzip"}, 200, 0),
     ("bad ids mixed with good", MIXED, {"Content-Type": PROTOBUF}, 200, 3),
     ("bad ids in JSON", json.dumps(MIXED_JSON).encode(), {"Content-Type": JSON}, 200, 1),
+    ("unknown kind, status, huge time", OUT_OF_RANGE, {"Content-Type": PROTOBUF}, 200, 0),
     ("random bytes", GARBAGE, {"Content-Type": PROTOBUF}, 400, 0),
     ("truncated protobuf", TRUNCATED, {"Content-Type": PROTOBUF}, 400, 0),
     ("invalid JSON", b'{"resourceSpans": [', {"Content-Type": JSON}, 400, 0),
@@ -62,7 +76,7 @@ HTTP_CASES: list[tuple[str, bytes, dict[str, str], int, int]] = [
     ("gzip inflating past the limit", gzip.compress(b"\x00" * (3 * MIB)),
      {"Content-Type": PROTOBUF, "Content-Encoding": "gzip"}, 413, 0),
 ]  # fmt: skip
-HTTP_KEPT = 10 + 10 + 10 + 1
+HTTP_KEPT = 10 + 10 + 10 + 1 + 10  # the out-of-range request is kept whole, never lost
 
 # (case, body, expected gRPC code, rejected spans in an OK answer)
 GRPC_CASES: list[tuple[str, bytes, grpc.StatusCode, int]] = [
