@@ -112,4 +112,8 @@ def collect(ctx: click.Context, /, config_file: Path | None, **options: Any) -> 
     data = Path(settings.pop("data"))
     config = Config(data=data).merged(settings).validate()
     configure_logging()
-    Collector(config).run()
+    try:
+        collector = Collector(config)
+    except OSError as exc:
+        raise UsageError(f"cannot use data directory {data}: {exc.strerror}") from None
+    collector.run()

@@ -88,13 +88,6 @@ class MemoryBudget:
         with self._lock:
             self._used = max(0, self._used - amount)
 
-    def adjust(self, delta: int) -> None:
-        """Correct a reservation once the real size is known (may pass the limit briefly:
-        the memory is already in use, and new requests are refused until it drops)."""
-        with self._lock:
-            self._used = max(0, self._used + delta)
-            self.peak = max(self.peak, self._used)
-
     @property
     def used(self) -> int:
         return self._used

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, cast
 
 import duckdb
@@ -17,7 +16,7 @@ from servicemap import pairing
 from servicemap.graph import Edge, Latency, Node, NodeKind, Pairing, ServiceGraph, Window
 from servicemap.pairing import PAIRING_COLUMNS
 from servicemap.schema import empty_span_table
-from servicemap.sources import SpanSources, load_sources
+from servicemap.sources import SpanSources
 from servicemap.timeparse import TimeRange
 
 log = logging.getLogger(__name__)
@@ -202,8 +201,3 @@ def graph_from_prepared(con: duckdb.DuckDBPyConnection, traces: int) -> ServiceG
     span_rows = con.execute(pairing.SPAN_STATS).fetchall()
     call_rows = con.execute(pairing.CALL_STATS).fetchall()
     return _graph(span_rows, call_rows, traces, cast(tuple[int, int, int], quality))
-
-
-def build_from_paths(paths: Sequence[str | Path], window: TimeRange | None = None) -> ServiceGraph:
-    """Read the sources and build their graph."""
-    return build_graph(load_sources(paths), window)

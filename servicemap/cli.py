@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import ClassVar
@@ -177,6 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("servicemap: interrupted", err=True)
         return 130
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("SERVICEMAP_DEBUG"):
+            raise
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        click.echo(
+            f"servicemap: internal error: {type(exc).__name__}: {first_line} "
+            "(set SERVICEMAP_DEBUG=1 to see the traceback)",
+            err=True,
+        )
+        return 1
     return 0
 
 

@@ -71,6 +71,21 @@ def _visible(path: Path, root: Path) -> bool:
     return not any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
 
 
+REQUIRED_COLUMNS = ("trace_id", "span_id", "service_name", "kind")
+
+
+def check_span_file(path: Path) -> None:
+    """Refuse a Parquet file that lacks the span table's key columns (another table's file
+    would otherwise read as nulls)."""
+    try:
+        names = set(pq.read_schema(path).names)
+    except (OSError, pa.ArrowException) as exc:
+        raise SourceError(f"{path}: unreadable Parquet file ({exc})") from None
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if missing:
+        raise SourceError(f"{path}: not a servicemap span file (no column {', '.join(missing)})")
+
+
 def dataset_files(root: Path) -> list[Path]:
     """Every finished Parquet file under a dataset directory, in a stable order."""
     if not root.is_dir():

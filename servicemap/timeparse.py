@@ -33,6 +33,13 @@ def parse_duration_ns(text: str) -> int | None:
 
 def parse_time_ns(text: str, now_ns: int | None = None) -> int:
     """A point in time as nanoseconds since the epoch (UTC when no offset is written)."""
+    ns = _parse_time_ns(text, now_ns)
+    if not -(2**63) < ns < 2**63:
+        raise UsageError(f"time {text.strip()!r} is out of range")
+    return ns
+
+
+def _parse_time_ns(text: str, now_ns: int | None) -> int:
     text = text.strip()
     duration = parse_duration_ns(text)
     if duration is not None:

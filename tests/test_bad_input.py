@@ -152,3 +152,42 @@ def test_times_past_int64_in_jaeger_and_zipkin(run, tmp_path: Path, content: str
     result = run("render", str(path))
     assert result.code == 0, result.err
     assert result.json()["window"] == {"start": None, "end": None, "spans": 1, "traces": 1}
+
+
+def test_parquet_of_another_table_is_refused(run, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    other = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), other)
+    dataset = tmp_path / "data" / "spans" / "date=2026-01-01" / "hour=00"
+    dataset.mkdir(parents=True)
+    pq.write_table(pa.table({"a": [1]}), dataset / "part-1.parquet")
+    for source, named in ((other, other), (tmp_path / "data", dataset / "part-1.parquet")):
+        result = run("render", str(source))
+        assert result.code == 1
+        assert result.err.strip() == (
+            f"servicemap: error: {named}: not a servicemap span file "
+            "(no column trace_id, span_id, service_name, kind)"
+        )
+
+
+def test_an_unexpected_error_is_still_one_line(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug must not print a traceback at a user; SERVICEMAP_DEBUG=1 shows it."""
+    import servicemap.cli
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(servicemap.cli, "graph_with_status", broken)
+    result = run("render", str(DEMO))
+    assert result.code == 1
+    assert result.err.strip() == (
+        "servicemap: internal error: RuntimeError: boom "
+        "(set SERVICEMAP_DEBUG=1 to see the traceback)"
+    )
+    monkeypatch.setenv("SERVICEMAP_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        run("render", str(DEMO))

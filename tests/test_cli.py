@@ -104,3 +104,9 @@ def test_servicemap_never_imports_collector_outside_the_cli() -> None:
                 names = [node.module]
             offenders += [f"{path}: {n}" for n in names if re.match(r"collector(\.|$)", n)]
     assert offenders == []
+
+
+def test_time_out_of_range_is_one_line(run) -> None:
+    result = run("render", str(DEMO), "--since", "99999999999999999999")
+    assert result.code == 1
+    assert result.err.strip() == "servicemap: error: time '99999999999999999999' is out of range"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import DEMO
 from tests.otel_scenarios import Scenario, Server
 
 USERS = [f"user-{n}" for n in range(10)]
@@ -239,3 +240,12 @@ def test_rules_and_alerts_files_are_read_first(run, tmp_path: Path) -> None:
     rules.write_text("defaults:\n  error_rate: {warning: 0.5, critical: 0.9}\n")
     result = run("investigate", str(source), "--service", "top", "--rules", str(rules))
     assert result.code == 0 and result.json()["error_origins"][0]["service"] == "leaf"
+
+
+def test_a_virtual_node_is_refused_with_its_callers(run) -> None:
+    result = run("investigate", str(DEMO), "--service", "api.stripe.com", "--format", "json")
+    assert result.code == 1
+    assert result.err.strip() == (
+        "servicemap: error: --service api.stripe.com is an external node, with no spans of its "
+        "own to follow; investigate a service that calls it: payment"
+    )

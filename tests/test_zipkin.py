@@ -346,3 +346,30 @@ def test_smartthings_renders_with_its_404_as_one_failed_call(run) -> None:
     assert graph["window"]["spans"] == 953
     assert graph["window"]["traces"] == 1
     assert nodes_of(graph)["alice"]["errors"] == 1
+
+
+def test_shared_span_halves_in_different_files_are_one_call(run, tmp_path: Path) -> None:
+    trace = "0" * 31 + "1"
+    caller = [
+        {"traceId": trace, "id": "0000000000000001", "kind": "SERVER", "name": "get",
+         "timestamp": 1_700_000_000_000_000, "duration": 100_000,
+         "localEndpoint": {"serviceName": "web"}},
+        {"traceId": trace, "parentId": "0000000000000001", "id": "0000000000000002",
+         "kind": "CLIENT", "name": "call", "timestamp": 1_700_000_000_010_000,
+         "duration": 50_000, "localEndpoint": {"serviceName": "web"},
+         "remoteEndpoint": {"serviceName": "api"}},
+    ]  # fmt: skip
+    callee = [
+        {"traceId": trace, "parentId": "0000000000000001", "id": "0000000000000002",
+         "kind": "SERVER", "shared": True, "name": "call", "timestamp": 1_700_000_000_011_000,
+         "duration": 40_000, "localEndpoint": {"serviceName": "api"}},
+    ]  # fmt: skip
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(caller))
+    second.write_text(json.dumps(callee))
+    whole = tmp_path / "whole.json"
+    whole.write_text(json.dumps(caller + callee))
+    expected = {("user", "web"): (1, 0), ("web", "api"): (1, 0)}
+    assert edges_of(run("render", str(whole)).json()) == expected
+    assert edges_of(run("render", str(first), str(second)).json()) == expected
+    assert run("render", str(second), str(first)).out == run("render", str(whole)).out

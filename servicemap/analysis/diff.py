@@ -453,9 +453,3 @@ def release_sides(
         Side(f"before {release}", intersect(window, TimeRange(None, split))),
         Side(f"{release} and after", intersect(window, TimeRange(split, None))),
     )
-
-
-def diff_release(sources: SpanSources, service: str, version: str, window: TimeRange) -> Diff:
-    """Before and after the first trace that reached `service` at `version`."""
-    before, after = release_sides(sources, service, version, window)
-    return diff_sides(sources, sources, before, after)

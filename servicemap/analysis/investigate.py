@@ -37,6 +37,7 @@ from servicemap.analysis.prepared import (
     register_identity,
 )
 from servicemap.build import connect, sql_string
+from servicemap.errors import UsageError
 from servicemap.graph import ServiceGraph
 from servicemap.pairing import K_CLIENT, K_CONSUMER, K_SERVER
 from servicemap.sources import SpanSources
@@ -431,6 +432,14 @@ def investigate(
         services = [n.id for n in graph.nodes if n.kind == "service"]
         if service not in {n.id for n in graph.nodes}:
             raise no_such_service("--service", service, services)
+        if service not in services:
+            kind = graph.node(service).kind
+            callers = ", ".join(sorted({e.source for e in graph.edges if e.target == service}))
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise UsageError(
+                f"--service {service} is {article} {kind} node, with no spans of its own to "
+                f"follow; investigate a service that calls it: {callers}"
+            )
         register_identity(con, sources, window)
         counts = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE failed) FROM s "

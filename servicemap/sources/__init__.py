@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from servicemap import storage
 from servicemap.errors import SourceError
+from servicemap.schema import SPAN_SCHEMA
 
 
 @dataclass
@@ -26,7 +27,10 @@ def load_sources(paths: Sequence[str | Path]) -> SpanSources:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            sources.parquet_files.extend(storage.dataset_files(path))
+            files = storage.dataset_files(path)
+            for file in files:
+                storage.check_span_file(file)
+            sources.parquet_files.extend(files)
         elif path.exists():
             # The file readers pull in protobuf; a render of a dataset alone never needs them.
             from servicemap.sources.detect import read_file
@@ -34,4 +38,10 @@ def load_sources(paths: Sequence[str | Path]) -> SpanSources:
             sources.tables.append(read_file(path))
         else:
             raise SourceError(f"{path}: no such file or directory")
+    if len(sources.tables) > 1:
+        # The client and server halves of a shared id may sit in different files.
+        from servicemap.sources.shared_ids import resolve_shared_ids
+
+        combined = pa.concat_tables([table.cast(SPAN_SCHEMA) for table in sources.tables])
+        sources.tables = [resolve_shared_ids(combined)]
     return sources

@@ -24,6 +24,7 @@ import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from servicemap import storage
 from servicemap.errors import InvalidSpanError, ServicemapError, SourceError
 from servicemap.schema import SPAN_SCHEMA
 from servicemap.sources import jaeger, jsonstream, otlp, zipkin
@@ -90,9 +91,10 @@ def _all_alike(first: Any, rest: Iterator[Any], looks_like: Callable[[Any], bool
         yield document
 
 
-def read_json(text: str) -> pa.Table:
-    """Every document of a JSON or JSON-lines text, sent to the reader its shape needs."""
-    return read_documents(jsonstream.documents([text]))
+def read_span_parquet(path: Path) -> pa.Table:
+    """A Parquet file of spans; another table's file is refused, not read as nulls."""
+    storage.check_span_file(path)
+    return pq.read_table(path, schema=SPAN_SCHEMA)
 
 
 def read_file(path: Path) -> pa.Table:
@@ -100,7 +102,7 @@ def read_file(path: Path) -> pa.Table:
     try:
         with _open(path) as raw:
             if raw.peek(len(PARQUET_MAGIC))[: len(PARQUET_MAGIC)] == PARQUET_MAGIC:
-                return pq.read_table(path, schema=SPAN_SCHEMA)
+                return read_span_parquet(path)
             return _read_stream(path, raw)
     except ServicemapError as exc:
         if str(exc).startswith(str(path)):

@@ -87,3 +87,12 @@ def test_dockerfile_entry_point_is_a_valid_collect_command() -> None:
     assert "graphviz" in dockerfile and "slim" in instructions["FROM"]
     assert shlex.split(instructions["FROM"])[0].startswith("python:3.11")
     assert isinstance(context, click.Context)
+
+
+def test_unusable_data_directory_is_one_line(run: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run("collect", "--data", str(blocker / "data"))
+    assert result.code == 1
+    assert result.err.strip().startswith(f"servicemap: error: cannot use data directory {blocker}")
+    assert "Traceback" not in result.err
