@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 KIND_PRIORITY = {"service": 0, "database": 1, "messaging": 2, "external": 3, "user": 4}
 CONNECTION_PRIORITY = {"direct": 0, "database": 1, "messaging": 2, "virtual": 3}
+USER_NODE = "user"
+USER_NODE_BESIDE_SERVICE = "user (virtual)"
 DUCKDB_MEMORY_LIMIT = "350MB"
 
 
@@ -199,5 +201,12 @@ def graph_from_prepared(con: duckdb.DuckDBPyConnection, traces: int) -> ServiceG
     quality = con.execute(pairing.QUALITY).fetchone()
     assert quality is not None
     span_rows = con.execute(pairing.SPAN_STATS).fetchall()
+    if any(row[0] == USER_NODE for row in span_rows):
+        # A service is called "user" (Sock Shop has one): the virtual caller must not merge
+        # into it, nor its own root requests vanish as a self-edge.
+        con.execute(
+            f"UPDATE raw_calls SET source = {sql_string(USER_NODE_BESIDE_SERVICE)} "
+            "WHERE source_kind = 'user'"
+        )
     call_rows = con.execute(pairing.CALL_STATS).fetchall()
     return _graph(span_rows, call_rows, traces, cast(tuple[int, int, int], quality))

@@ -296,3 +296,24 @@ def test_percentiles_are_exact(run, tmp_path: Path) -> None:
     edge = next(e for e in graph["edges"] if e["target"] == "ext")
     # linear interpolation between closest ranks, as numpy's default
     assert edge["latency_ms"] == {"p50": 50.5, "p95": 95.05, "p99": 99.01}
+
+
+def test_a_service_named_user_stays_apart_from_the_virtual_user(run, tmp_path: Path) -> None:
+    """Sock Shop has a service called `user`: it must not absorb the virtual caller node."""
+    source = write(
+        tmp_path / "t.json",
+        [
+            span("in", "front-end", "server"),
+            span("c", "front-end", "client", "in"),
+            span("s", "user", "server", "c"),
+            span("in2", "user", "server", trace="t2"),
+        ],
+    )
+    graph = run("render", str(source)).json()
+    assert edges_of(graph) == {
+        ("user (virtual)", "front-end"): (1, 0),
+        ("user (virtual)", "user"): (1, 0),
+        ("front-end", "user"): (1, 0),
+    }
+    kinds = {n["id"]: n["kind"] for n in graph["nodes"]}
+    assert kinds == {"front-end": "service", "user": "service", "user (virtual)": "user"}
