@@ -161,17 +161,11 @@ class SegmentWriter:
         bodies: list[bytes] = []
         size = 0
         for offset, frame in iter_frames(self.path, self.offset, end):
-            if isinstance(frame, bytes):
-                bodies.append(frame)
-                size += len(frame)
-                if len(bodies) >= CONVERT_BATCH or size >= CONVERT_BATCH_BYTES:
-                    self._add(convert_serialized(bodies).table)
-                    bodies, size = [], 0
-            else:  # spans logged as Arrow by earlier versions
-                if bodies:
-                    self._add(convert_serialized(bodies).table)
-                    bodies, size = [], 0
-                self._add(frame)
+            bodies.append(frame)
+            size += len(frame)
+            if len(bodies) >= CONVERT_BATCH or size >= CONVERT_BATCH_BYTES:
+                self._add(convert_serialized(bodies).table)
+                bodies, size = [], 0
             self.offset = offset
         if bodies:
             self._add(convert_serialized(bodies).table)

@@ -1,13 +1,11 @@
 """Write-ahead log: a request is acknowledged only once its spans are in a log file on disk.
 
 Layout: `DATA/_wal/<segment id>.wal` (the leading `_` keeps dataset readers out). A segment is a
-sequence of frames `magic | length | crc32 | payload`: magic `SMW2` frames hold an accepted
-request as it came (serialized OTLP protobuf, converted in batches later, so the request path
-never builds Arrow); `SMW1` frames, written by earlier versions, hold an Arrow IPC stream of
-spans and are still replayed. One segment
-holds exactly the spans of one Parquet roll: the converter process writes the files
-`part-N.parquet` from segment N's frames alone (following it while it is open, renaming the
-files when the sink seals it). That gives the invariant replay relies on:
+sequence of frames `magic | length | crc32 | payload`, each holding an accepted request as it
+came (serialized OTLP protobuf, converted in batches later, so the request path never builds
+Arrow). One segment holds exactly the spans of one Parquet roll: the converter process writes
+the files `part-N.parquet` from segment N's frames alone (following it while it is open,
+renaming the files when the sink seals it). That gives the invariant replay relies on:
 
     a segment file exists  ⇔  its spans may not yet all be in renamed Parquet files;
     the Parquet files of segment N are named after N, one per date/hour partition.
@@ -33,15 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import pyarrow as pa
-
-from servicemap.schema import SPAN_SCHEMA
-
 logger = logging.getLogger(__name__)
 
 WAL_DIR = "_wal"
 SUFFIX = ".wal"
-MAGIC = b"SMW1"  # Arrow IPC span table (earlier versions)
 REQUEST_MAGIC = b"SMW2"  # serialized OTLP request
 HEADER = struct.Struct(">4sII")  # magic, payload length, crc32 of the payload
 
@@ -60,30 +53,18 @@ def new_segment_id() -> str:
     return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
 
 
-def encode_frame(table: pa.Table) -> bytes:
-    """A frame holding spans as Arrow IPC (the format of earlier versions; replay reads it)."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, SPAN_SCHEMA) as writer:
-        writer.write_table(table)
-    payload: bytes = sink.getvalue().to_pybytes()
-    return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
-
-
 def encode_request_frame(body: bytes) -> bytes:
     """A frame holding one accepted request, serialized OTLP protobuf as received."""
     return HEADER.pack(REQUEST_MAGIC, len(body), zlib.crc32(body)) + body
 
 
-def read_frames(path: Path) -> Iterator[pa.Table | bytes]:
-    """A segment's whole frames (span tables or request bodies), stopping at a torn or corrupt
-    tail."""
+def read_frames(path: Path) -> Iterator[bytes]:
+    """A segment's whole frames (request bodies), stopping at a torn or corrupt tail."""
     for _, frame in iter_frames(path):
         yield frame
 
 
-def iter_frames(
-    path: Path, start: int = 0, end: int | None = None
-) -> Iterator[tuple[int, pa.Table | bytes]]:
+def iter_frames(path: Path, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
     """(offset after the frame, frame) from `start`, up to `end` (a frame boundary the writer
     reported) or, without `end`, to the last whole frame of a closed segment."""
     with open(path, "rb") as handle:
@@ -96,13 +77,13 @@ def iter_frames(
                     logger.warning("wal %s: truncated frame header ignored", path.name)
                 return
             magic, length, crc = HEADER.unpack(header)
-            known = magic in (MAGIC, REQUEST_MAGIC)
+            known = magic == REQUEST_MAGIC
             payload = handle.read(length) if known else b""
             if not known or len(payload) < length or zlib.crc32(payload) != crc:
                 logger.warning("wal %s: torn or corrupt frame, rest of segment ignored", path.name)
                 return
             offset += HEADER.size + length
-            yield offset, (pa.ipc.open_stream(payload).read_all() if magic == MAGIC else payload)
+            yield offset, payload
 
 
 def _fsync_dir(path: Path) -> None:

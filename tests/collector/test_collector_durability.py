@@ -15,9 +15,8 @@ import grpc
 from collector.converter_worker import convert_segment
 from collector.metrics import Metrics
 from collector.sink import MemoryBudget, ParquetSink
-from collector.wal import encode_frame, read_frames
+from collector.wal import read_frames
 from servicemap.errors import SourceError
-from servicemap.sources.otlp import convert
 from servicemap.storage import dataset_files, read_dataset
 from tests.collector.conftest import wait_for
 from tests.collector.otlp_requests import grpc_export, make_request, span_id
@@ -130,18 +129,6 @@ def test_replay_ignores_a_torn_tail_frame(tmp_path: Path) -> None:
     assert [make_request(1, 5).SerializeToString()] == list(read_frames(path))
     assert _replay(tmp_path) == 5
     assert len(stored_span_ids(tmp_path)) == 5
-
-
-def test_replay_reads_span_table_frames_of_earlier_versions(tmp_path: Path) -> None:
-    """Segments written before requests were logged as received hold Arrow IPC frames."""
-    sink = _sink(tmp_path)
-    sink.wal.append(encode_frame(convert([make_request(1, 4)]).table))
-    sink.add(make_request(2, 6).SerializeToString(), 6)
-    sink.wal.append(encode_frame(convert([make_request(3, 3)]).table))
-    sink.wal.close()
-    assert _replay(tmp_path) == 13
-    expected = request_ids_of(1, 4) | request_ids_of(2, 6) | request_ids_of(3, 3)
-    assert stored_span_ids(tmp_path) == Counter(expected)
 
 
 def request_ids_of(request_no: int, spans: int) -> set[bytes]:
