@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from collector.logs import configure_logging
-from collector.wal import iter_frames
+from collector.wal import fsync_path, iter_frames
 from servicemap.schema import SPAN_SCHEMA
 from servicemap.sources.otlp import convert_serialized
 from servicemap.storage import ROW_GROUP_SIZE, SPANS_DIR, parquet_writer_options, partitions
@@ -98,14 +98,6 @@ def _hour_key(hour: int) -> tuple[str, str]:
     return f"date={moment:%Y-%m-%d}", f"hour={moment:%H}"
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _PartFile:
     """One partition's file of a segment, written row group by row group under a temporary
     name."""
@@ -132,7 +124,7 @@ class _PartFile:
         assert self.writer is not None
         self.writer.close()
         self.writer = None
-        _fsync_path(self.temporary)
+        fsync_path(self.temporary)
         os.replace(self.temporary, self.path)
         return self.path.stat().st_size
 
@@ -193,7 +185,7 @@ class SegmentWriter:
         self.feed(None)
         sizes = [part.finish() for _, part in sorted(self.parts.items())]
         for directory in {part.path.parent for part in self.parts.values()}:
-            _fsync_path(directory)
+            fsync_path(directory)
         return len(sizes), sum(sizes)
 
     def abort(self) -> None:

@@ -86,7 +86,8 @@ def iter_frames(path: Path, start: int = 0, end: int | None = None) -> Iterator[
             yield offset, payload
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (a directory's fsync makes a rename in it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -126,7 +127,7 @@ class WriteAheadLog:
                 path = self.directory / f"{segment_id}{SUFFIX}"
                 self._file = open(path, "ab")  # noqa: SIM115 - lives until rotate()
                 self._segment = Segment(segment_id, path)
-                _fsync_dir(self.directory)
+                fsync_path(self.directory)
             self._file.write(frame)
             self._file.flush()  # into the OS: a killed process loses nothing from here on
             self._written += len(frame)
@@ -168,7 +169,7 @@ class WriteAheadLog:
         """Forget a segment whose spans are all in renamed Parquet files."""
         size = segment.path.stat().st_size if segment.path.exists() else 0
         segment.path.unlink(missing_ok=True)
-        _fsync_dir(self.directory)
+        fsync_path(self.directory)
         with self._lock:
             self._closed_bytes = max(0, self._closed_bytes - size)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from servicemap.errors import RulesError
 from servicemap.graph import parse_time
+from servicemap.rules import read_text_file
 
 
 @dataclass(frozen=True)
@@ -117,13 +118,7 @@ def parse_alerts(data: Any, filename: str = "alerts.json") -> tuple[ExternalAler
 
 
 def load_alerts(path: str | Path) -> tuple[ExternalAlert, ...]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RulesError(f"{path}: no such alerts file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise RulesError(f"{path}: cannot read alerts file: {reason}") from None
+    text = read_text_file(path, "alerts file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -552,13 +552,17 @@ def parse_rules(text: str, filename: str = "rules.yaml") -> Rules:
     return _Reader(filename).rules(root)
 
 
-def load_rules(path: str | Path) -> Rules:
-    """Read and validate a rules file."""
+def read_text_file(path: str | Path, what: str) -> str:
+    """A rules or alerts file's text; a missing or unreadable file is one clear line."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RulesError(f"{path}: no such rules file") from None
+        raise RulesError(f"{path}: no such {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise RulesError(f"{path}: cannot read rules file: {reason}") from None
-    return parse_rules(text, str(path))
+        raise RulesError(f"{path}: cannot read {what}: {reason}") from None
+
+
+def load_rules(path: str | Path) -> Rules:
+    """Read and validate a rules file."""
+    return parse_rules(read_text_file(path, "rules file"), str(path))

@@ -5,6 +5,7 @@ Registered lazily by servicemap/cli.py (LazyGroup), so `render` never imports th
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -71,32 +72,39 @@ class _Judge:
         return judge
 
 
-def _emit_diff(diff: Diff, output_format: str, output: str, judge: report.Judge) -> None:
+def _emit(
+    output_format: str,
+    output: str,
+    as_json: dict[str, Any],
+    text: str,
+    dot: Callable[[], str],
+    title: str,
+) -> None:
+    """One report in the asked format: JSON, the terminal text, the map, or both on a page."""
     if output_format == "json":
-        write_output(report.dumps(diff.to_json()), output)
+        write_output(report.dumps(as_json), output)
     elif output_format == "text":
-        write_output(report.diff_text(diff), output)
+        write_output(text, output)
     elif output_format == "svg":
-        write_output(report.layout_svg(report.diff_dot(diff, judge)), output)
+        write_output(report.layout_svg(dot()), output)
     else:
-        title = f"servicemap diff: {diff.before_label} → {diff.after_label}"
-        page = report.html_page(title, report.diff_text(diff), report.diff_dot(diff, judge))
-        write_output(page, output)
+        write_output(report.html_page(title, text, dot()), output)
+
+
+def _emit_diff(diff: Diff, output_format: str, output: str, judge: report.Judge) -> None:
+    title = f"servicemap diff: {diff.before_label} → {diff.after_label}"
+    text = report.diff_text(diff)
+    dot = functools.partial(report.diff_dot, diff, judge)
+    _emit(output_format, output, diff.to_json(), text, dot, title)
 
 
 def _emit_investigation(
     found: Investigation, output_format: str, output: str, judge: report.Judge
 ) -> None:
-    if output_format == "json":
-        write_output(report.dumps(found.to_json()), output)
-    elif output_format == "text":
-        write_output(report.investigate_text(found), output)
-    elif output_format == "svg":
-        write_output(report.layout_svg(report.investigate_dot(found, judge)), output)
-    else:
-        title = f"servicemap investigate {found.service}"
-        text = report.investigate_text(found)
-        write_output(report.html_page(title, text, report.investigate_dot(found, judge)), output)
+    title = f"servicemap investigate {found.service}"
+    text = report.investigate_text(found)
+    dot = functools.partial(report.investigate_dot, found, judge)
+    _emit(output_format, output, found.to_json(), text, dot, title)
 
 
 def _common(function: F) -> F:
