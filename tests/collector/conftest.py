@@ -85,6 +85,13 @@ class CollectorProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     @property
+    def converter_pid(self) -> int:
+        """The converter child's pid, from the latest start-up log line."""
+        lines = [line for line in self.log_text().splitlines() if line.startswith("{")]
+        listening = [entry for entry in map(json.loads, lines) if entry.get("event") == "listening"]
+        return int(listening[-1]["converter_pid"])
+
+    @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 

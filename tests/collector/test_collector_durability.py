@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -176,14 +175,9 @@ def _gone(pid: int) -> bool:
     return "\nState:\tZ" in status
 
 
-def _converter_pid(collector: Any) -> int:
-    lines = [json.loads(line) for line in collector.log_text().splitlines() if line.startswith("{")]
-    return int([entry for entry in lines if entry.get("event") == "listening"][-1]["converter_pid"])
-
-
 def test_the_converter_process_dies_with_a_killed_collector(start_collector: Any) -> None:
     collector = start_collector("--fsync", "interval")
-    pid = _converter_pid(collector)
+    pid = collector.converter_pid
     assert not _gone(pid)
     with grpc.insecure_channel(collector.grpc_target) as channel:
         for n in range(20):
@@ -194,7 +188,7 @@ def test_the_converter_process_dies_with_a_killed_collector(start_collector: Any
 
 def test_a_killed_converter_is_restarted_and_nothing_is_lost(start_collector: Any) -> None:
     collector = start_collector("--fsync", "always", "--roll-seconds", "0.5")
-    pid = _converter_pid(collector)
+    pid = collector.converter_pid
     with grpc.insecure_channel(collector.grpc_target) as channel:
         for n in range(30):
             grpc_export(channel, make_request(n, SPANS_PER_REQUEST).SerializeToString())

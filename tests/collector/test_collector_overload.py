@@ -1,8 +1,15 @@
 """Overload: with a small memory limit and fast senders the collector refuses with the retryable
-code (UNAVAILABLE / 503 + Retry-After), stays under its limit, and keeps all it acknowledged."""
+code (UNAVAILABLE / 503 + Retry-After), stays under its limit, and keeps all it acknowledged.
+
+The converter is stopped (SIGSTOP, as a stalled disk would stop it) while the senders run, so
+the budget cannot drain and both receivers must refuse whatever the machine's speed; then it
+is resumed and the collector must catch up and accept again.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import urllib.error
@@ -19,7 +26,8 @@ LIMIT_MIB = 4
 SPANS = 400
 GRPC_SENDERS = 4
 HTTP_SENDERS = 2
-RUN_SECONDS = 20.0
+RUN_SECONDS = 30.0
+ACKED_AFTER_RESUME = 50
 
 
 def test_overload_refuses_with_retryable_codes_and_keeps_what_it_acked(
@@ -72,23 +80,35 @@ def test_overload_refuses_with_retryable_codes_and_keeps_what_it_acked(
             with lock:
                 acked.append(number)
 
-    threads = [threading.Thread(target=grpc_sender) for _ in range(GRPC_SENDERS)]
-    threads += [threading.Thread(target=http_sender) for _ in range(HTTP_SENDERS)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + RUN_SECONDS
-    try:
+    def wait_until(condition: Any) -> bool:
+        deadline = time.monotonic() + RUN_SECONDS
         while time.monotonic() < deadline:
             with lock:
-                if refused["grpc"] >= 5 and refused["http"] >= 1 and len(acked) >= 100:
-                    break
+                if condition():
+                    return True
             time.sleep(0.05)
+        return False
+
+    converter = collector.converter_pid
+    threads = [threading.Thread(target=grpc_sender) for _ in range(GRPC_SENDERS)]
+    threads += [threading.Thread(target=http_sender) for _ in range(HTTP_SENDERS)]
+    os.kill(converter, signal.SIGSTOP)
+    try:
+        for thread in threads:
+            thread.start()
+        both_refused = wait_until(lambda: refused["grpc"] >= 5 and refused["http"] >= 1)
+    finally:
+        os.kill(converter, signal.SIGCONT)
+    try:
+        acked_while_stalled = len(acked)
+        caught_up = wait_until(lambda: len(acked) >= acked_while_stalled + ACKED_AFTER_RESUME)
     finally:
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
+    assert both_refused, (refused, len(acked))
+    assert caught_up, (refused, acked_while_stalled, len(acked))
     metrics = collector.metrics()
-    assert refused["grpc"] > 0 and refused["http"] > 0, (refused, len(acked))
     assert retry_after == {"1"}
     assert len(acked) > 0
     assert metrics["servicemap_collector_memory_peak_bytes"] <= LIMIT_MIB * 1024 * 1024
