@@ -1,18 +1,19 @@
 """Ingest benchmark: spans/s through the collector's gRPC receiver to Parquet, against a
 decode-and-discard gRPC server measured in the same run (DESIGN §10).
 
-Both servers run in their own process; this process is the client: several threads send the
-same pre-serialized requests (512 spans, 10 attributes each) over one channel apiece. The
+Both servers run in their own process; separate client processes send the same
+pre-serialized requests (512 spans, 10 attributes each) over one channel apiece. The
 collector figure includes its final flush: the clock stops when it has exited after SIGTERM,
 so every acknowledged span is in a renamed Parquet file.
 
-    .venv/bin/python bench/ingest.py [--requests 400] [--threads 4] [--fsync always]
+    .venv/bin/python bench/ingest.py [--requests 400] [--processes 4] [--fsync always]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import threading
 import time
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -101,37 +103,54 @@ def wait_listening(log: Path, process: subprocess.Popen[bytes]) -> str:
     raise SystemExit("server did not start")
 
 
-def send_all(target: str, bodies: list[bytes], requests: int, threads: int) -> int:
-    """Send `requests` requests from `threads` threads; retry refusals; returns spans acked."""
-    counter = iter(range(requests))
-    lock = threading.Lock()
-    acked = [0]
-
-    def worker() -> None:
-        with grpc.insecure_channel(target) as channel:
-            call = channel.unary_unary(EXPORT)
+def _sender(target: str, requests: int, next_number: Any, acked: Any, ready: Any, cpu: Any) -> None:
+    """One client process: its own channel and pre-serialized bodies; retries refusals."""
+    bodies = [make_request(n) for n in range(32)]
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(EXPORT)
+        call(bodies[0], timeout=60)  # connected before the clock starts
+        ready.wait()
+        started = time.process_time()
+        while True:
+            with next_number.get_lock():
+                number = next_number.value
+                next_number.value += 1
+            if number >= requests:
+                with cpu.get_lock():
+                    cpu.value += time.process_time() - started
+                return
             while True:
-                with lock:
-                    number = next(counter, None)
-                if number is None:
-                    return
-                while True:
-                    try:
-                        call(bodies[number % len(bodies)], timeout=60)
-                        break
-                    except grpc.RpcError as error:
-                        if error.code() != grpc.StatusCode.UNAVAILABLE:
-                            raise
-                        time.sleep(0.05)
-                with lock:
-                    acked[0] += SPANS_PER_REQUEST
+                try:
+                    call(bodies[number % len(bodies)], timeout=60)
+                    break
+                except grpc.RpcError as error:
+                    if error.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    time.sleep(0.05)
+            with acked.get_lock():
+                acked.value += SPANS_PER_REQUEST
 
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    return acked[0]
+
+def send_all(target: str, requests: int, processes: int) -> tuple[int, float, float]:
+    """Send `requests` requests from `processes` client processes; (spans acked, start time,
+    CPU seconds the clients used)."""
+    context = multiprocessing.get_context("spawn")
+    next_number, acked = context.Value("q", 0), context.Value("q", 0)
+    cpu = context.Value("d", 0.0)
+    ready = context.Barrier(processes + 1)
+    pool = [
+        context.Process(target=_sender, args=(target, requests, next_number, acked, ready, cpu))
+        for _ in range(processes)
+    ]
+    for process in pool:
+        process.start()
+    ready.wait(timeout=120)
+    start = time.perf_counter()
+    for process in pool:
+        process.join()
+        if process.exitcode != 0:
+            raise SystemExit(f"a client process failed (exit {process.exitcode})")
+    return int(acked.value), start, float(cpu.value)
 
 
 def rss_mib(pid: int, field: str = "VmRSS") -> float:
@@ -156,14 +175,36 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Memory:
     """RSS of a server process and its children: idle, and peaks sampled every 20 ms (VmHWM is
-    gone once a process exits, so VmRSS is sampled until then)."""
+    gone once a process exits, so VmRSS is sampled until then). Also the CPU time each used
+    from `mark()` on, last seen while they were alive."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.idle = (0.0, 0.0)
         self.peak = [0.0, 0.0, 0.0]  # parent, children, sum at one moment
+        self.cpu: dict[int, float] = {}
+        self.cpu_marked: dict[int, float] = {}
+        self.client_cpu = 0.0
+
+    def mark(self) -> None:
+        self.cpu_marked = {pid: cpu_seconds(pid) for pid in [self.pid, *children(self.pid)]}
+
+    def cpu_used(self) -> tuple[float, float]:
+        """(parent, children) CPU seconds since `mark()`."""
+        used = {pid: seconds - self.cpu_marked.get(pid, 0.0) for pid, seconds in self.cpu.items()}
+        parent = used.pop(self.pid, 0.0)
+        return parent, sum(used.values())
 
     def sample(self) -> tuple[float, float]:
         parent = rss_mib(self.pid)
@@ -178,6 +219,10 @@ class Memory:
             self.peak[0] = max(self.peak[0], parent, hwm)
             self.peak[1] = max(self.peak[1], kids, kids_hwm)
             self.peak[2] = max(self.peak[2], parent + kids)
+            for pid in [self.pid, *children(self.pid)]:
+                seconds = cpu_seconds(pid)
+                if seconds:
+                    self.cpu[pid] = seconds
 
     def text(self) -> str:
         idle, peak = self.idle, self.peak
@@ -192,7 +237,6 @@ def run(
 ) -> tuple[float, float, Memory]:
     """(spans/s acknowledged, spans/s until the server exited after SIGTERM, memory)."""
     log = workdir / f"{name}.log"
-    bodies = [make_request(n) for n in range(32)]
     with open(log, "wb") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=handle)
     memory = Memory(process.pid)
@@ -203,9 +247,9 @@ def run(
         time.sleep(1.0)
         memory.idle = memory.sample()
         watcher.start()
-        send_all(target, bodies, 8, 2)  # warm up connections and code paths
-        start = time.perf_counter()
-        spans = send_all(target, bodies, args.requests, args.threads)
+        send_all(target, 8, 2)  # warm up the server's code paths
+        memory.mark()
+        spans, start, memory.client_cpu = send_all(target, args.requests, args.processes)
         acked = time.perf_counter() - start
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
@@ -220,7 +264,7 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--processes", type=int, default=4, help="client processes")
     parser.add_argument("--fsync", choices=("always", "interval"), default="always")
     parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -241,7 +285,8 @@ def main() -> None:
         size = sum(f.stat().st_size for f in files)
     spans = args.requests * SPANS_PER_REQUEST
     print(f"spans: {spans} in requests of {SPANS_PER_REQUEST} spans x {ATTRIBUTES} attributes, "
-          f"{args.threads} client threads, {os.cpu_count()} cores, fsync {args.fsync}")  # fmt: skip
+          f"{args.processes} client processes, {os.cpu_count()} cores, "
+          f"fsync {args.fsync}")  # fmt: skip
     print(f"decode-and-discard gRPC server : {baseline:>10,.0f} spans/s (baseline)")
     print(f"collector, acknowledged        : {acked:>10,.0f} spans/s  ratio {acked / baseline:.2f}")
     print(
@@ -249,6 +294,12 @@ def main() -> None:
         f"ratio {to_parquet / baseline:.2f}  ({len(files)} files, {size / 1e6:.1f} MB)"
     )
     print(f"collector memory (RSS)         : {memory.text()}")
+    parent_cpu, converter_cpu = memory.cpu_used()
+    print(f"collector CPU per span         : {parent_cpu / spans * 1e6:.1f} us receiving + "
+          f"{converter_cpu / spans * 1e6:.1f} us converting; baseline server "
+          f"{sum(base_memory.cpu_used()) / spans * 1e6:.1f} us; clients "
+          f"{memory.client_cpu / spans * 1e6:.1f} us (with the baseline: "
+          f"{base_memory.client_cpu / spans * 1e6:.1f} us)")  # fmt: skip
     print(f"baseline server memory (RSS)   : idle {sum(base_memory.idle):.0f} MiB, "
           f"peak {base_memory.peak[2]:.0f} MiB")  # fmt: skip
 

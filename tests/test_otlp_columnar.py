@@ -62,6 +62,16 @@ EVERY_VALUE = [
     kv("map", kvlist_value=KeyValueList(values=[kv("k", bool_value=False), KeyValue(key="n")])),
     KeyValue(key="unset"),
     kv("unicode", string_value="héllo ✓"),
+    kv("unicode-first", string_value="été"),
+    KeyValue(key="empty-value", value=AnyValue()),
+    # String lengths around the one-byte length limit (127) and a three-byte one.
+    kv("s127", string_value="a" * 127),
+    kv("s128", string_value="b" * 128),
+    kv("s300", string_value="ü" * 150),
+    kv("s20000", string_value="c" * 20_000),
+    # Integers around the varint byte boundaries (1, 2, 3 bytes; then the decoded path).
+    *(kv(f"i{n}", int_value=n) for n in (127, 128, 16_383, 16_384, 2**21 - 1, 2**21, 2**40)),
+    kv("imin", int_value=-(2**63)),
 ]
 
 
@@ -251,3 +261,19 @@ def test_undecodable_body_is_a_source_error() -> None:
 
     with pytest.raises(SourceError):
         otlp.convert_serialized([generated()[0].SerializeToString(), b"\x0a\x05abc"])
+
+
+def test_a_string_value_that_is_not_utf8_is_a_source_error() -> None:
+    """Cut out of the bytes without protobuf, a string value must still be checked as UTF-8."""
+    from servicemap.errors import SourceError
+
+    value = b"\x0a\x02\xff\xfe"  # AnyValue.string_value, two bytes that are not UTF-8
+    key_value = KeyValue(key="bad").SerializeToString() + b"\x12" + bytes([len(value)]) + value
+    body = span(1).SerializeToString() + b"\x4a" + bytes([len(key_value)]) + key_value
+    scope = b"\x12" + bytes([len(body)]) + body
+    resource_spans = b"\x12" + bytes([len(scope)]) + scope
+    request = b"\x0a" + bytes([len(resource_spans)]) + resource_spans
+    with pytest.raises(otlp_columnar.Undecodable):
+        otlp_columnar.convert_batch([request])
+    with pytest.raises(SourceError):
+        otlp.convert_serialized([request])

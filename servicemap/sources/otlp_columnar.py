@@ -119,9 +119,11 @@ def _pruned_file() -> descriptor_pb2.FileDescriptorProto:
         [("trace_id", 1, f.TYPE_BYTES, optional, ""), ("span_id", 2, f.TYPE_BYTES, optional, "")],
     )
     message("Status", [("code", 3, f.TYPE_INT32, optional, "")])
+    # The value stays serialized: most are strings, cut out of the bytes by `value_strings`
+    # far faster than a decoder builds eight-member structs for them.
     message(
         "KeyValue",
-        [("key", 1, f.TYPE_STRING, optional, ""), ("value", 2, msg, optional, "AnyValue")],
+        [("key", 1, f.TYPE_STRING, optional, ""), ("value", 2, f.TYPE_BYTES, optional, "")],
     )
     message(
         "AnyValue",
@@ -142,19 +144,19 @@ def _pruned_file() -> descriptor_pb2.FileDescriptorProto:
 
 
 @cache
-def _handler() -> Any:
+def _handler(message: str = "Request") -> Any:
     import ptars
 
     pool = descriptor_pool.DescriptorPool()
     pool.Add(_pruned_file())
     handlers = ptars.HandlerPool([pool.FindFileByName("servicemap/otlp_pruned.proto")])
-    return handlers.get_for_message(pool.FindMessageTypeByName("servicemap.pruned.Request"))
+    return handlers.get_for_message(pool.FindMessageTypeByName(f"servicemap.pruned.{message}"))
 
 
-def decode(bodies: Sequence[bytes]) -> pa.RecordBatch:
+def decode(bodies: Sequence[bytes], message: str = "Request") -> pa.RecordBatch:
     """The nested record batch of `bodies`, one row per body."""
     try:
-        return _handler().list_to_record_batch(list(bodies))
+        return _handler(message).list_to_record_batch(list(bodies))
     except ValueError as exc:
         raise Undecodable(str(exc)) from None
 
@@ -183,8 +185,8 @@ def _one_value(row: dict[str, Any]) -> str | None:
     return any_value_to_str(value)
 
 
-def value_strings(values: pa.StructArray) -> pa.Array:
-    """AnyValue structs → their attribute strings; null where no value is set."""
+def _decoded_value_strings(values: pa.StructArray) -> pa.Array:
+    """Decoded AnyValue structs → their attribute strings; null where no value is set."""
     present = [pc.is_valid(_field(values, name)) for name in _VALUE_FIELDS]
     count = _np(present[0]).astype(np.int8)
     for mask in present[1:]:
@@ -206,11 +208,123 @@ def value_strings(values: pa.StructArray) -> pa.Array:
     if rare.any():
         positions = np.flatnonzero(rare)
         rows = values.take(pa.array(positions)).to_pylist()
-        slot = np.full(len(values), -1, dtype=np.int64)
-        slot[positions] = np.arange(len(positions))
         strings = pa.array([_one_value(row) for row in rows], pa.string())
-        parts.append(strings.take(pa.array(slot, mask=slot < 0)))
+        parts.append(_scatter(strings, _slots(positions, len(values))))
     return pc.coalesce(*parts) if len(parts) > 1 else text
+
+
+_TRUE_FALSE = np.frombuffer(b"falsetrue", dtype=np.uint8)
+_INLINE = 12  # a binary view holds strings up to this many bytes itself
+
+
+def _word_masks() -> np.ndarray[Any, Any]:
+    """Row n: the masks that keep n bytes of three little-endian words; row 13 (a string too
+    long to inline): keep the four-byte prefix, zero the buffer index and the offset."""
+    table = np.zeros((_INLINE + 2, 3), dtype=np.uint32)
+    for length in range(_INLINE + 1):
+        for word in range(3):
+            kept = min(max(length - 4 * word, 0), 4)
+            table[length, word] = (1 << (8 * kept)) - 1
+    table[_INLINE + 1] = (0xFFFFFFFF, 0, 0)
+    return table
+
+
+_WORD_MASKS = _word_masks()
+
+
+def _binary_views(
+    data: np.ndarray[Any, Any], starts: np.ndarray[Any, Any], lengths: np.ndarray[Any, Any]
+) -> pa.Buffer:
+    """Arrow binary-view structs for the byte ranges [start, start + length) of `data`: the
+    length, then the bytes themselves when they fit in 12, else their first four bytes,
+    buffer 0 and the start. Strings are then cut out of `data` without copying them one by
+    one: each view's 12 bytes are one unaligned read, masked."""
+    count = len(starts)
+    padded = np.concatenate([data, np.zeros(_INLINE, dtype=np.uint8)])
+    chunks = np.ndarray((len(data) + 1,), dtype=f"V{_INLINE}", buffer=padded, strides=(1,))
+    head = chunks[starts].view("<u4").reshape(count, 3)
+    head &= np.take(_WORD_MASKS, lengths, axis=0, mode="clip")
+    long = np.flatnonzero(lengths > _INLINE)
+    head[long, 2] = starts[long]
+    views = np.empty((count, 4), dtype="<u4")
+    views[:, 0] = lengths
+    views[:, 1:] = head
+    return pa.py_buffer(views)
+
+
+def value_strings(blobs: pa.Array) -> pa.Array:
+    """Serialized AnyValues → their attribute strings; null where no value is set.
+
+    Simple values (nearly all) are read from their first bytes with numpy: a string under
+    128 bytes (tag, one-byte length, the string), a boolean, an integer in [0, 2**21). Each
+    string is then a range of the wire bytes, the others are written after them, and one
+    cast of binary views copies every string once and checks it is UTF-8. What is not
+    simple is decoded and turned to strings as `_decoded_value_strings` does."""
+    blobs = blobs.cast(pa.binary())
+    count = len(blobs)
+    offsets = np.frombuffer(blobs.buffers()[1], dtype=np.int32)[blobs.offset :][: count + 1]
+    data = np.frombuffer(blobs.buffers()[2] or b"", dtype=np.uint8)
+    starts = offsets[:-1].astype(np.int64)
+    sizes = np.diff(offsets)
+    if blobs.null_count:  # no value: nothing to read
+        sizes[~_np(blobs.is_valid())] = 0
+    padded = np.concatenate([data, np.zeros(4, dtype=np.uint8)])
+    tag, b1 = padded[starts], padded[starts + 1]
+    string = (tag == 0x0A) & (b1 < 0x80) & (sizes == 2 + b1.astype(np.int32))
+    boolean = (tag == 0x10) & (sizes == 2) & (b1 <= 1)
+    begin = np.where(string, starts + 2, 0)
+    length = np.where(string, b1, 0).astype(np.int64)
+    parts = [data]
+    end = len(data)
+
+    def append(positions: np.ndarray[Any, Any], texts: pa.Array) -> None:
+        """Texts for `positions`, written after the bytes so far (nulls stay null)."""
+        nonlocal end
+        text_offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32)[texts.offset :]
+        text_offsets = text_offsets[: len(texts) + 1]
+        begin[positions] = end + text_offsets[:-1]
+        length[positions] = np.diff(text_offsets)
+        valid[positions] = _np(texts.is_valid()) if texts.null_count else True
+        parts.append(np.frombuffer(texts.buffers()[2] or b"", dtype=np.uint8))
+        end += int(text_offsets[-1])
+
+    valid = string | boolean
+    if boolean.any():
+        begin[boolean] = end + np.where(b1[boolean] == 1, 5, 0)
+        length[boolean] = np.where(b1[boolean] == 1, 4, 5)
+        parts.append(_TRUE_FALSE)
+        end += len(_TRUE_FALSE)
+    candidates = np.flatnonzero((tag == 0x18) & (sizes >= 2) & (sizes <= 4))
+    if len(candidates):
+        c1, c2, c3 = padded[starts[candidates] + np.arange(1, 4)[:, None]].astype(np.int64)
+        size = sizes[candidates]
+        fits = (
+            ((size == 2) & (c1 < 0x80))
+            | ((size == 3) & (c1 >= 0x80) & (c2 < 0x80))
+            | ((size == 4) & (c1 >= 0x80) & (c2 >= 0x80) & (c3 < 0x80))
+        )
+        numbers = (c1 & 0x7F) | np.where(size >= 3, (c2 & 0x7F) << 7, 0)
+        numbers |= np.where(size == 4, c3 << 14, 0)
+        append(candidates[fits], pa.array(numbers[fits]).cast(pa.string()))
+    other = np.flatnonzero(~valid & (sizes > 0))
+    if len(other):
+        decoded = decode(blobs.take(pa.array(other)).to_pylist(), "AnyValue")
+        append(other, _decoded_value_strings(decoded.to_struct_array()))
+    source = np.concatenate(parts) if len(parts) > 1 else data
+    views = _binary_views(source, begin, length)
+    validity = pa.array(valid).buffers()[1] if not valid.all() else None
+    array = pa.Array.from_buffers(pa.binary_view(), count, [validity, views, pa.py_buffer(source)])
+    try:
+        return array.cast(pa.string())
+    except pa.ArrowInvalid as exc:  # not UTF-8: protobuf refuses the message
+        raise Undecodable(str(exc)) from None
+
+
+def _slots(positions: np.ndarray[Any, Any], length: int) -> np.ndarray[Any, Any]:
+    """For each of `length` places, its index in `positions`, or -1."""
+    slot = np.full(length, -1, dtype=np.int64)
+    slot[positions] = np.arange(len(positions))
+    return slot
 
 
 def _scatter(values: pa.Array, positions: np.ndarray[Any, Any]) -> pa.Array:
