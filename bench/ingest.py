@@ -6,7 +6,7 @@ pre-serialized requests (512 spans, 10 attributes each) over one channel apiece.
 collector figure includes its final flush: the clock stops when it has exited after SIGTERM,
 so every acknowledged span is in a renamed Parquet file.
 
-    .venv/bin/python bench/ingest.py [--requests 400] [--processes 4] [--fsync always]
+    .venv/bin/python bench/ingest.py [--requests 400] [--processes 4] [--fsync always] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -261,16 +262,9 @@ def run(
     return spans / acked, spans / done, memory
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--processes", type=int, default=4, help="client processes")
-    parser.add_argument("--fsync", choices=("always", "interval"), default="always")
-    parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve_baseline:
-        serve_baseline()
-        return
+def one_round(args: argparse.Namespace, number: int) -> tuple[float, float, float]:
+    """Baseline then collector, back to back; prints both and returns (baseline, acked,
+    to Parquet) in spans/s."""
     with tempfile.TemporaryDirectory(prefix="servicemap-ingest-") as tmp:
         workdir = Path(tmp)
         baseline, _, base_memory = run(
@@ -284,24 +278,46 @@ def main() -> None:
         files = list((workdir / "data" / "spans").rglob("*.parquet"))
         size = sum(f.stat().st_size for f in files)
     spans = args.requests * SPANS_PER_REQUEST
-    print(f"spans: {spans} in requests of {SPANS_PER_REQUEST} spans x {ATTRIBUTES} attributes, "
-          f"{args.processes} client processes, {os.cpu_count()} cores, "
-          f"fsync {args.fsync}")  # fmt: skip
-    print(f"decode-and-discard gRPC server : {baseline:>10,.0f} spans/s (baseline)")
-    print(f"collector, acknowledged        : {acked:>10,.0f} spans/s  ratio {acked / baseline:.2f}")
+    print(f"round {number}")
+    print(f"  decode-and-discard gRPC server : {baseline:>10,.0f} spans/s (baseline)")
+    print(f"  collector, acknowledged        : {acked:>10,.0f} spans/s  "
+          f"ratio {acked / baseline:.2f}")  # fmt: skip
     print(
-        f"collector, through to Parquet  : {to_parquet:>10,.0f} spans/s  "
+        f"  collector, through to Parquet  : {to_parquet:>10,.0f} spans/s  "
         f"ratio {to_parquet / baseline:.2f}  ({len(files)} files, {size / 1e6:.1f} MB)"
     )
-    print(f"collector memory (RSS)         : {memory.text()}")
+    print(f"  collector memory (RSS)         : {memory.text()}")
     parent_cpu, converter_cpu = memory.cpu_used()
-    print(f"collector CPU per span         : {parent_cpu / spans * 1e6:.1f} us receiving + "
+    print(f"  collector CPU per span         : {parent_cpu / spans * 1e6:.1f} us receiving + "
           f"{converter_cpu / spans * 1e6:.1f} us converting; baseline server "
           f"{sum(base_memory.cpu_used()) / spans * 1e6:.1f} us; clients "
           f"{memory.client_cpu / spans * 1e6:.1f} us (with the baseline: "
           f"{base_memory.client_cpu / spans * 1e6:.1f} us)")  # fmt: skip
-    print(f"baseline server memory (RSS)   : idle {sum(base_memory.idle):.0f} MiB, "
-          f"peak {base_memory.peak[2]:.0f} MiB")  # fmt: skip
+    print(f"  baseline server memory (RSS)   : idle {sum(base_memory.idle):.0f} MiB, "
+          f"peak {base_memory.peak[2]:.0f} MiB", flush=True)  # fmt: skip
+    return baseline, acked, to_parquet
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--processes", type=int, default=4, help="client processes")
+    parser.add_argument("--fsync", choices=("always", "interval"), default="always")
+    parser.add_argument("--rounds", type=int, default=3, help="baseline/collector pairs")
+    parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_baseline:
+        serve_baseline()
+        return
+    spans = args.requests * SPANS_PER_REQUEST
+    print(f"spans: {spans} in requests of {SPANS_PER_REQUEST} spans x {ATTRIBUTES} attributes, "
+          f"{args.processes} client processes, {os.cpu_count()} cores, "
+          f"fsync {args.fsync}")  # fmt: skip
+    rounds = [one_round(args, number + 1) for number in range(args.rounds)]
+    acked = statistics.median(round_[1] / round_[0] for round_ in rounds)
+    to_parquet = statistics.median(round_[2] / round_[0] for round_ in rounds)
+    print(f"median of {len(rounds)} rounds: ratio acknowledged {acked:.2f}, "
+          f"through to Parquet {to_parquet:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,13 +21,18 @@ ROW_GROUP_SIZE = 128 * 1024
 NO_TIME_PARTITION = ("date=unknown", "hour=unknown")
 
 
+# Min/max statistics let readers skip row groups (by start_time, trace_id, service, ...);
+# on the nested columns (maps, links) nobody filters, and computing them costs the writer.
+STATISTICS_COLUMNS = [field.name for field in SPAN_SCHEMA if not pa.types.is_nested(field.type)]
+
+
 def parquet_writer_options() -> dict[str, object]:
     """Every writer setting in one place."""
     return {
         "compression": "zstd",
         "compression_level": 3,
         "use_dictionary": True,
-        "write_statistics": True,
+        "write_statistics": STATISTICS_COLUMNS,
     }
 
 

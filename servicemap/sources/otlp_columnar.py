@@ -406,16 +406,19 @@ class _SpanAttributes:
         lookup = np.array([_KEY_INDEX.get(word, -1) for word in words.to_pylist()], dtype=np.int64)
         key_index = lookup[codes] if len(codes) else codes
         hits = np.flatnonzero(key_index >= 0)
-        self.present = set(np.unique(key_index[hits]).tolist())
-        self.where = np.full((len(_HOISTED_KEYS), spans), -1, dtype=np.int64)
-        self.where[key_index[hits], parents[hits]] = hits
+        # Per hoisted key present in the batch: its element in each span, -1 where absent.
+        self.where: dict[int, np.ndarray[Any, Any]] = {}
+        for index in np.unique(key_index[hits]).tolist():
+            elements_of_key = hits[key_index[hits] == index]
+            positions = np.full(spans, -1, dtype=np.int64)
+            positions[parents[elements_of_key]] = elements_of_key
+            self.where[index] = positions
         self.remove = np.zeros(len(codes), dtype=bool)
 
     def value(self, key: str) -> tuple[np.ndarray[Any, Any], pa.Array] | None:
-        index = _KEY_INDEX[key]
-        if index not in self.present:
+        positions = self.where.get(_KEY_INDEX[key])
+        if positions is None:
             return None
-        positions = self.where[index]
         return positions >= 0, _scatter(self.texts, positions)
 
     def pop(self, key: str, spans: np.ndarray[Any, Any]) -> None:
