@@ -263,17 +263,42 @@ def test_undecodable_body_is_a_source_error() -> None:
         otlp.convert_serialized([generated()[0].SerializeToString(), b"\x0a\x05abc"])
 
 
-def test_a_string_value_that_is_not_utf8_is_a_source_error() -> None:
-    """Cut out of the bytes without protobuf, a string value must still be checked as UTF-8."""
-    from servicemap.errors import SourceError
-
-    value = b"\x0a\x02\xff\xfe"  # AnyValue.string_value, two bytes that are not UTF-8
-    key_value = KeyValue(key="bad").SerializeToString() + b"\x12" + bytes([len(value)]) + value
-    body = span(1).SerializeToString() + b"\x4a" + bytes([len(key_value)]) + key_value
+def _request_with_attribute(key_value: bytes, span_bytes: bytes) -> bytes:
+    body = span_bytes + b"\x4a" + bytes([len(key_value)]) + key_value
     scope = b"\x12" + bytes([len(body)]) + body
     resource_spans = b"\x12" + bytes([len(scope)]) + scope
-    request = b"\x0a" + bytes([len(resource_spans)]) + resource_spans
+    return b"\x0a" + bytes([len(resource_spans)]) + resource_spans
+
+
+_NOT_UTF8 = b"\xff\xfe"
+_GOOD_VALUE = b"\x12\x03" + AnyValue(string_value="x").SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        _request_with_attribute(  # a string value
+            KeyValue(key="bad").SerializeToString() + b"\x12\x04\x0a\x02" + _NOT_UTF8,
+            span(1).SerializeToString(),
+        ),
+        _request_with_attribute(  # an attribute key
+            b"\x0a\x02" + _NOT_UTF8 + _GOOD_VALUE, span(1).SerializeToString()
+        ),
+        _request_with_attribute(  # a span name (field 5)
+            KeyValue(key="k").SerializeToString() + _GOOD_VALUE,
+            span(1, name="").SerializeToString() + b"\x2a\x02" + _NOT_UTF8,
+        ),
+    ],
+    ids=["value", "key", "span-name"],
+)
+def test_a_string_that_is_not_utf8_is_a_source_error(request_bytes: bytes) -> None:
+    """Read as bytes and cut without protobuf, strings must still be checked as UTF-8."""
+    from servicemap.errors import SourceError
+
+    fixed = request_bytes.replace(_NOT_UTF8, b"ok")  # the same request, valid: it converts
+    assert otlp_columnar.convert_batch([fixed]).table.num_rows == 1
+
     with pytest.raises(otlp_columnar.Undecodable):
-        otlp_columnar.convert_batch([request])
+        otlp_columnar.convert_batch([request_bytes])
     with pytest.raises(SourceError):
-        otlp.convert_serialized([request])
+        otlp.convert_serialized([request_bytes])
