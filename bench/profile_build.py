@@ -21,6 +21,11 @@ from servicemap.timeparse import TimeRange
 DEFAULT_DATA = Path(__file__).resolve().parent / "data"
 
 
+def _report(name: str, wall: float, cpu: float) -> None:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{name:24s} {wall:7.2f} s wall {cpu:7.2f} s cpu   peak RSS {peak:6.0f} MB")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -29,8 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     con = build.connect(args.memory_limit)
     build.register_spans(con, load_sources([args.data]), TimeRange())
     con.execute(pairing.SLIM_SPANS)
+    wall, cpu = time.perf_counter(), time.process_time()
     row = con.execute(pairing.REPEATED_IDS).fetchone()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     repeated = bool(row and row[0])
+    _report("repeated ids", wall, cpu)
+    total_wall, total_cpu = wall, cpu
     steps = [
         (
             "dedup" if repeated else "spans view",
@@ -43,14 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         ("span_stats", pairing.SPAN_STATS),
         ("call_stats", pairing.CALL_STATS),
     ]
-    total_wall = total_cpu = 0.0
     for name, sql in steps:
         wall, cpu = time.perf_counter(), time.process_time()
         con.execute(sql).fetchall()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         total_wall, total_cpu = total_wall + wall, total_cpu + cpu
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{name:24s} {wall:7.2f} s wall {cpu:7.2f} s cpu   peak RSS {peak:6.0f} MB")
+        _report(name, wall, cpu)
     print(
         f"{'total':24s} {total_wall:7.2f} s wall {total_cpu:7.2f} s cpu (repeated ids: {repeated})"
     )
