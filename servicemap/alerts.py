@@ -2,11 +2,13 @@
 
 Evaluation only: the rules come parsed from `servicemap.rules`, the SLO counts from
 `servicemap.slo`, the alerts from `servicemap.alertmanager`. A node's or edge's status is the
-worst that applies; `no_data` when it had no traffic and nothing else fired.
+worst that applies; `no_data` when it had no traffic (no calls in or out) and nothing else
+fired.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -114,6 +116,7 @@ def _judge_node(
     inputs: SloInputs,
     alerts: Sequence[ExternalAlert],
     at_ns: int | None,
+    calls_out: int = 0,
 ) -> Node:
     scope = rules.for_node(node.id)
     slos = tuple(
@@ -125,7 +128,9 @@ def _judge_node(
         *slo_reasons(slos),
         *alert_reasons(node.id, alerts, rules.alerts, at_ns),
     ]
-    return replace(node, status=_status(node.requests, reasons), reasons=tuple(reasons), slos=slos)
+    # Calls out are traffic too: the virtual user, or a job that only calls others, is not idle.
+    status = _status(node.requests + calls_out, reasons)
+    return replace(node, status=status, reasons=tuple(reasons), slos=slos)
 
 
 def _judge_edge(edge: Edge, rules: Rules, inputs: SloInputs) -> Edge:
@@ -155,9 +160,14 @@ def apply_status(
     """
     inputs = slo_inputs if slo_inputs is not None else SloInputs(end_ns=graph.window.end_ns)
     at_ns = graph.window.end_ns
+    calls_out: Counter[str] = Counter()
+    for edge in graph.edges:
+        calls_out[edge.source] += edge.calls
     return replace(
         graph,
-        nodes=tuple(_judge_node(n, rules, inputs, alerts, at_ns) for n in graph.nodes),
+        nodes=tuple(
+            _judge_node(n, rules, inputs, alerts, at_ns, calls_out[n.id]) for n in graph.nodes
+        ),
         edges=tuple(_judge_edge(e, rules, inputs) for e in graph.edges),
     )
 

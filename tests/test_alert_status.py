@@ -14,7 +14,7 @@ import pytest
 from servicemap.alertmanager import load_alerts, parse_alerts
 from servicemap.alerts import apply_status
 from servicemap.errors import RulesError
-from servicemap.graph import Node, ServiceGraph, Window, parse_time
+from servicemap.graph import Edge, Node, ServiceGraph, Window, parse_time
 from servicemap.render.style import STATUS_FILL
 from servicemap.rules import parse_rules
 from tests import spans as sp
@@ -137,6 +137,18 @@ def test_an_alert_makes_a_node_without_traffic_critical() -> None:
     assert apply_status(graph, alerts=alerts).nodes[0].status == "critical"
 
 
+def test_calls_out_are_traffic_but_an_idle_node_has_no_data() -> None:
+    """A job that only calls others (or the virtual user) is active; a node with no calls in
+    or out in the window is not."""
+    graph = ServiceGraph(
+        window=Window(0, 1, 0, 0),
+        nodes=(Node("cron", "service"), Node("db", "database", 3), Node("idle", "service")),
+        edges=(Edge("cron", "db", "database", 3),),
+    )
+    statuses = {node.id: node.status for node in apply_status(graph).nodes}
+    assert statuses == {"cron": "ok", "db": "ok", "idle": "no_data"}
+
+
 def test_webhook_payload_and_v1_envelope_are_read() -> None:
     webhook = {
         "version": "4",
@@ -195,7 +207,7 @@ DEMO_NODE_STATUS = {
     "redis.internal": "ok",
     "shipping": "critical",  # Alertmanager: ShippingQueueBacklog, critical
     "shipping-db": "ok",
-    "user": "no_data",
+    "user": "ok",  # no calls in, but its calls out are traffic
     "web": "warning",  # 3 % ≥ 2 %
 }
 DEMO_EDGE_STATUS = {
