@@ -17,6 +17,7 @@ import duckdb
 
 from servicemap import __version__
 from servicemap.analysis.focus import GROUP_BY_KEYS, narrow
+from servicemap.cli_options import window_options
 from servicemap.errors import ServicemapError
 from servicemap.graph import ServiceGraph
 from servicemap.output import write_output
@@ -88,12 +89,7 @@ def cli() -> None:
     show_default=True,
     help="Where to write the map; - is standard output.",
 )
-@click.option(
-    "--since",
-    help="Only spans starting at or after this time "
-    "(ISO 8601, epoch seconds, or a duration ago: 15m, 2h).",
-)
-@click.option("--until", help="Only spans starting before this time.")
+@window_options
 @click.option(
     "--focus",
     "focus_on",

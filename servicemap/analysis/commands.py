@@ -19,6 +19,7 @@ from servicemap.analysis import report
 from servicemap.analysis.diff import Diff, Side, diff_sides, parse_release, release_sides
 from servicemap.analysis.investigate import Investigation
 from servicemap.analysis.prepared import intersect
+from servicemap.cli_options import window_options
 from servicemap.errors import UsageError
 from servicemap.graph import ServiceGraph
 from servicemap.output import write_output
@@ -124,12 +125,7 @@ def _common(function: F) -> F:
             show_default=True,
             help="Where to write; - is standard output.",
         ),
-        click.option(
-            "--since",
-            help="Only spans starting at or after this time "
-            "(ISO 8601, epoch seconds, or a duration ago: 15m, 2h).",
-        ),
-        click.option("--until", help="Only spans starting before this time."),
+        window_options,
         click.option(
             "--rules",
             "rules_file",
