@@ -293,6 +293,11 @@ def one_round(args: argparse.Namespace, number: int) -> tuple[float, float, floa
           f"{sum(base_memory.cpu_used()) / spans * 1e6:.1f} us; clients "
           f"{memory.client_cpu / spans * 1e6:.1f} us (with the baseline: "
           f"{base_memory.client_cpu / spans * 1e6:.1f} us)")  # fmt: skip
+    # Both runs are CPU-bound on this machine: the ratio follows the CPU each spends per span.
+    base_total = sum(base_memory.cpu_used()) + base_memory.client_cpu
+    total = parent_cpu + converter_cpu + memory.client_cpu
+    print(f"  CPU per span, all processes    : baseline {base_total / spans * 1e6:.1f} us, "
+          f"collector {total / spans * 1e6:.1f} us: ratio {base_total / total:.2f}")  # fmt: skip
     print(f"  baseline server memory (RSS)   : idle {sum(base_memory.idle):.0f} MiB, "
           f"peak {base_memory.peak[2]:.0f} MiB", flush=True)  # fmt: skip
     return baseline, acked, to_parquet
