@@ -310,7 +310,10 @@ def main(argv: list[str] | None = None) -> None:
                 break
         for command in coalesce(batch):
             if not converter.handle(command):
-                return
+                # Everything answered is written and renamed. Exit at once: the reader thread
+                # holds stdin's lock, and a normal interpreter exit waits a second for it.
+                sys.stdout.flush()
+                os._exit(0)
 
 
 if __name__ == "__main__":
