@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from servicemap import storage
 from servicemap.errors import InvalidSpanError, ServicemapError, SourceError
 from servicemap.schema import SPAN_SCHEMA
-from servicemap.sources import jaeger, jsonstream, otlp, zipkin
+from servicemap.sources import jaeger, jsonstream, otlp, otlp_json, zipkin
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -45,7 +45,7 @@ KNOWN_FORMATS = "OTLP/JSON, Jaeger JSON or Zipkin v2 JSON expected"
 
 
 def _read_otlp_documents(documents: Iterable[Any]) -> pa.Table:
-    return _strict(otlp.convert(otlp.parse_json_document(doc) for doc in documents))
+    return _strict(otlp_json.convert_documents(documents))
 
 
 JSON_READERS.append((otlp.is_otlp_json, _read_otlp_documents))

@@ -29,7 +29,9 @@ from servicemap.sources.columns import SpanColumns
 logger = logging.getLogger(__name__)
 
 MAX_ERRORS = 5  # error messages kept per conversion (and per request)
-_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+# OTLP/JSON writes these ids in hex (protobuf JSON would have base64); `otlp_json` follows.
+HEX_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+HEX_LINK_ID_FIELDS = ("traceId", "spanId")
 _ZERO_TRACE = bytes(TRACE_ID_BYTES)
 _ZERO_SPAN = bytes(SPAN_ID_BYTES)
 
@@ -239,18 +241,21 @@ def _hex_to_base64(value: Any, where: str) -> str:
 def _fix_ids(document: dict[str, Any]) -> None:
     """OTLP/JSON writes ids as hex, protobuf JSON expects base64: rewrite them in place."""
     for resource_spans in document.get("resourceSpans") or ():
-        scopes = (resource_spans.get("scopeSpans") or []) + (
+        # ProtoJSON also takes the field's own name; writing `scopeSpans` beside a
+        # `scope_spans` would make ParseDict drop the latter's spans.
+        key = "scope_spans" if "scope_spans" in resource_spans else "scopeSpans"
+        scopes = (resource_spans.get(key) or []) + (
             resource_spans.pop("instrumentationLibrarySpans", None) or []
         )
-        resource_spans["scopeSpans"] = scopes
+        resource_spans[key] = scopes
         for scope_spans in scopes:
             scope_spans.pop("instrumentationLibrary", None)
             for span in scope_spans.get("spans") or ():
-                for key in _ID_FIELDS:
+                for key in HEX_ID_FIELDS:
                     if span.get(key):
                         span[key] = _hex_to_base64(span[key], key)
                 for link in span.get("links") or ():
-                    for key in ("traceId", "spanId"):
+                    for key in HEX_LINK_ID_FIELDS:
                         if link.get(key):
                             link[key] = _hex_to_base64(link[key], f"link {key}")
 
@@ -265,7 +270,10 @@ def is_otlp_json(document: Any) -> bool:
 
 
 def parse_json_document(document: Any) -> TracesData:
-    """One OTLP/JSON document (a dict) → `TracesData`."""
+    """One OTLP/JSON document (a dict) → `TracesData`.
+
+    The definition of OTLP/JSON here; the readers call `otlp_json.encode`, the same message as
+    protobuf bytes without `ParseDict`, which falls back to this for what it does not cover."""
     if isinstance(document, dict) and isinstance(document.get("result"), dict):
         document = document["result"]
     if not isinstance(document, dict) or "resourceSpans" not in document:
