@@ -140,6 +140,7 @@ WITH consumers AS (
     FROM link_rows AS l
     JOIN producers AS p ON p.trace_id = l.link.trace_id::BIT::UHUGEINT
                        AND p.span_id = l.link.span_id::BIT::UBIGINT
+    WHERE p.service_name {NAMED}
     GROUP BY ALL
 )
 SELECT c.trace_id, c.span_id, c.service_name, c.failed, c.duration_ns, c.start_time,
