@@ -207,17 +207,17 @@ WHERE kind = {K_CLIENT} AND service_name {NAMED} AND NOT EXISTS (
 
 PAIRING_STEPS: tuple[str, ...] = (PAIRS, CONSUMER_DESTINATIONS, RAW_CALLS)
 
-# Spans in cross-service pairs, calls to or from a virtual node, spans whose parent is missing.
+# Spans in cross-service pairs (or a same-service CLIENT → SERVER self-edge), calls to or from
+# a virtual node, spans whose parent is missing.
+_PAIRED = f"""parent_id IS NOT NULL
+        AND (child_service <> parent_service
+             OR (parent_kind = {K_CLIENT} AND child_kind = {K_SERVER}))"""
 QUALITY = f"""
 SELECT
   (SELECT count(*) FROM (
-      SELECT trace_id, child_id, child_service FROM pairs
-      WHERE parent_id IS NOT NULL
-        AND (child_service <> parent_service OR child_kind = {K_SERVER})
+      SELECT trace_id, child_id, child_service FROM pairs WHERE {_PAIRED}
       UNION
-      SELECT trace_id, parent_id, parent_service FROM pairs
-      WHERE parent_id IS NOT NULL
-        AND (child_service <> parent_service OR child_kind = {K_SERVER}))),
+      SELECT trace_id, parent_id, parent_service FROM pairs WHERE {_PAIRED})),
   (SELECT count(*) FROM raw_calls WHERE virtual_name),
   (SELECT count(*) FROM pairs WHERE parent_id IS NULL)
 """

@@ -17,7 +17,7 @@ Where DESIGN leaves room, the reference follows servicemap's choices:
   external, user (`best_kind`); one that is only a caller takes its caller kinds the same way;
 - `virtual` counts every call with a virtual end, also one later dropped as a self-edge;
 - `paired` counts the spans of cross-service parent/child pairs of named services, and of
-  same-service pairs whose child is a SERVER under a CLIENT or PRODUCER parent.
+  same-service pairs whose child is a SERVER under a CLIENT parent (rule 1's self-edge).
 
 On a mismatch the failure names the seed and prints its spans as tests/spans.py calls;
 `generate(seed)` rebuilds them.
@@ -465,7 +465,7 @@ def rule9_quality(records: list[Record], calls: list[Call]) -> tuple[int, int, i
         trace = Trace([r for r in records if r["trace"] == trace_id])
         for parent, child in trace.named_pairs():
             cross = parent["service"] != child["service"]
-            same_service_pair = parent["kind"] in (CLIENT, PRODUCER) and child["kind"] == SERVER
+            same_service_pair = parent["kind"] == CLIENT and child["kind"] == SERVER
             if cross or same_service_pair:
                 paired.update((r["trace"], r["label"], r["service"]) for r in (parent, child))
         orphans += sum(
