@@ -6,6 +6,7 @@ their protocol's code (`BadRequest` → INVALID_ARGUMENT/400, `Overloaded` → U
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -17,8 +18,11 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from collector.metrics import Metrics
 from collector.sink import MemoryBudget, Sink, estimate_bytes
+from collector.wal import LogWriteError
 from servicemap.errors import ServicemapError
 from servicemap.sources.otlp import check_ids
+
+logger = logging.getLogger(__name__)
 
 # A request's body is reserved this many times over while it is decoded: the protobuf objects
 # are a few times the wire size.
@@ -100,6 +104,12 @@ class Ingest:
             try:
                 for sink in self.sinks:
                     sink.add(body, accepted)
+            except LogWriteError as exc:
+                # A full disk may pass: the client keeps the spans and retries later.
+                self.budget.release(amount)
+                self.metrics.inc("spans_refused_total", accepted, protocol=protocol)
+                logger.error("request refused: %s", exc)
+                raise Overloaded(f"{exc}, retry later") from None
             except Exception:
                 self.budget.release(amount)  # not logged: the client must retry
                 raise

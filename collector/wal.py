@@ -14,7 +14,9 @@ A segment is deleted only after its Parquet files are renamed and their director
 start, every remaining segment is written again under the same names; `os.replace` overwrites
 any file a crash left behind with the same rows, so nothing is lost and nothing counts twice.
 A truncated or corrupt tail frame (a write cut short) ends the segment: it was never
-acknowledged, because acknowledgement waits for the fsync that covers the whole frame.
+acknowledged, because acknowledgement waits for the fsync that covers the whole frame. A write
+that fails while the collector runs (a full disk) is cut back off the segment at once and the
+request refused as retryable, so frames appended once there is room again stay readable.
 """
 
 from __future__ import annotations
@@ -31,12 +33,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from servicemap.errors import ServicemapError
+
 logger = logging.getLogger(__name__)
 
 WAL_DIR = "_wal"
 SUFFIX = ".wal"
 REQUEST_MAGIC = b"SMW2"  # serialized OTLP request
 HEADER = struct.Struct(">4sII")  # magic, payload length, crc32 of the payload
+
+
+class LogWriteError(ServicemapError):
+    """A frame could not be written (disk full, I/O error); the request was not logged."""
 
 
 @dataclass(frozen=True)
@@ -120,19 +128,37 @@ class WriteAheadLog:
         ]
 
     def append(self, frame: bytes) -> int:
-        """Write a frame to the current segment; returns the position `sync` must reach."""
+        """Write a frame to the current segment; returns the position `sync` must reach.
+
+        Raises `LogWriteError` when the frame cannot be written (a full disk): the segment is
+        cut back to its last whole frame, so the frames appended after it stay readable."""
         with self._lock:
-            if self._file is None:
-                segment_id = new_segment_id()
-                path = self.directory / f"{segment_id}{SUFFIX}"
-                self._file = open(path, "ab")  # noqa: SIM115 - lives until rotate()
-                self._segment = Segment(segment_id, path)
-                fsync_path(self.directory)
-            self._file.write(frame)
-            self._file.flush()  # into the OS: a killed process loses nothing from here on
+            try:
+                if self._file is None:
+                    segment_id = new_segment_id()
+                    path = self.directory / f"{segment_id}{SUFFIX}"
+                    # Unbuffered: a failed write leaves nothing behind to be flushed later.
+                    self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - until rotate()
+                    self._segment = Segment(segment_id, path)
+                    fsync_path(self.directory)
+                view = memoryview(frame)
+                while view:  # into the OS: a killed process loses nothing from here on
+                    view = view[self._file.write(view) or 0 :]
+            except OSError as exc:
+                self._cut_back()
+                raise LogWriteError(f"cannot write the log: {exc.strerror or exc}") from None
             self._written += len(frame)
             self._current_bytes += len(frame)
             return self._written
+
+    def _cut_back(self) -> None:
+        """Drop the part of a frame that a failed write left at the end of the segment."""
+        if self._file is None:
+            return
+        try:
+            os.ftruncate(self._file.fileno(), self._current_bytes)
+        except OSError:
+            logger.exception("wal: cannot cut a torn frame; the segment ends before it")
 
     def sync(self, position: int | None = None) -> None:
         """Return once every byte up to `position` (default: all written) is fsynced."""
