@@ -41,6 +41,9 @@ BACKLOG_BYTES = 16 * 1024 * 1024
 BACKLOG_WAIT_SECONDS = 1.0
 # While stopping, converter restarts allowed before the rest is left to the next start's replay.
 CLOSE_RESTARTS = 3
+# Conversions of one segment in a run: one that failed (a full disk) is tried again once another
+# segment's files are written, at most this many times, then left for the next start's replay.
+SEGMENT_ATTEMPTS = 3
 
 
 def estimate_bytes(body: bytes) -> int:
@@ -106,6 +109,7 @@ class _Sealed:
     spans: int
     size: int = 0  # bytes of log
     replay: bool = False
+    attempts: int = 1
 
 
 class ParquetSink:
@@ -143,6 +147,8 @@ class ParquetSink:
         self._requests = self._reserved = self._spans = self._unsent = 0
         self._oldest = 0.0
         self._sealed: dict[str, _Sealed] = {}  # closed segments awaiting the converter
+        self._failed: dict[str, _Sealed] = {}  # their conversion failed: to try again
+        self._retry = False  # a segment's files were written since a conversion failed
         self._converted = ("", 0)  # (open segment, bytes of it the converter has converted)
         self._replayed = 0
         self._closing = False
@@ -224,24 +230,33 @@ class ParquetSink:
             sealed = self._sealed.get(str(segment_id))
         if sealed is None:
             return
-        if "done" in answer:
+        done = "done" in answer
+        again = not done and sealed.attempts < SEGMENT_ATTEMPTS and not sealed.replay
+        if done:
             self.wal.delete(sealed.segment)
             self.metrics.inc("files_written_total", int(answer.get("files", 0)))
             self.metrics.inc("bytes_written_total", int(answer.get("bytes", 0)))
         else:
-            # The segment stays on disk and is replayed on the next start; nothing is lost.
+            # The segment stays on disk: tried again after the next segment that works (the
+            # disk has room again), else replayed on the next start; nothing is lost.
             logger.error(
-                "writing Parquet for wal segment %s failed (%s); kept for replay",
+                "writing Parquet for wal segment %s failed (%s); %s",
                 segment_id,
                 answer.get("error"),
+                "to try again" if again else "kept for replay on the next start",
             )
         with self._lock:
             self._sealed.pop(sealed.segment.id, None)
-            if sealed.replay and "done" in answer:
-                self._replayed += int(answer.get("rows", 0))
-                logger.info("replayed wal segment %s: %s spans", segment_id, answer.get("rows"))
+            if done:
+                self._retry = bool(self._failed)
+                if sealed.replay:
+                    self._replayed += int(answer.get("rows", 0))
+                    logger.info("replayed wal segment %s: %s spans", segment_id, answer.get("rows"))
+            elif again:
+                self._failed[sealed.segment.id] = sealed
             self._wake.notify_all()
         self.budget.release(sealed.reserved)
+        sealed.reserved = 0
 
     # Lifecycle.
 
@@ -315,6 +330,18 @@ class ParquetSink:
         self._sealed[segment.id] = _Sealed(segment, reserved, spans, size)
         return _seal_command(segment)
 
+    def _retry_failed(self) -> list[dict[str, Any]]:
+        """Hand the segments whose conversion failed to the converter again (under `_lock`)."""
+        self._retry = False
+        commands = []
+        for segment_id, sealed in list(self._failed.items()):
+            del self._failed[segment_id]
+            sealed.attempts += 1
+            self._sealed[segment_id] = sealed
+            commands.append(_seal_command(sealed.segment))
+            logger.info("trying wal segment %s again (attempt %d)", segment_id, sealed.attempts)
+        return commands
+
     def _run(self) -> None:
         """Tell the converter what is written, seal segments when due, and on close wait
         until every sealed segment is answered."""
@@ -336,9 +363,13 @@ class ParquetSink:
                     logger.error("converter keeps failing; the log is left for the next start")
                     return
             command = None
+            retries: list[dict[str, Any]] = []
             with self._lock:
                 quiet = False
                 while self._converter is converter:
+                    if self._retry and not self._closing:
+                        retries = self._retry_failed()
+                        break
                     if self._due():
                         command = self._seal()
                         break
@@ -351,8 +382,9 @@ class ParquetSink:
                     if self._closing and not self._sealed and not self._requests:
                         return
                     quiet = not self._wake.wait(timeout=wait)
-            if command is not None and converter is not None:
-                converter.send(command)  # if it is gone, its restart sends this again
+            if converter is not None:
+                for sent in [*retries, *([command] if command is not None else [])]:
+                    converter.send(sent)  # if it is gone, its restart sends this again
 
     def sync(self) -> None:
         """Group-commit fsync of the log (the `--fsync interval` timer calls this)."""

@@ -19,6 +19,7 @@ import grpc
 import pytest
 
 from servicemap.storage import read_dataset
+from tests.collector.conftest import wait_for
 from tests.collector.otlp_requests import grpc_export, make_request, span_id
 
 SPANS = 20
@@ -75,3 +76,36 @@ def test_a_failed_log_write_is_refused_and_loses_nothing_acknowledged(
     assert collector.terminate() == 0
     stored = read_dataset(collector.data).column("span_id").to_pylist()
     assert sorted(stored) == sorted(span_id(n, i) for n in acked for i in range(SPANS))
+
+
+def test_a_segment_whose_parquet_write_failed_is_written_once_the_disk_has_room(
+    start_collector: Any,
+) -> None:
+    """The converter's files cannot be written for a while (its file-size limit lowered, as a
+    full disk would do): the segment is kept and written after the next one that works,
+    without a restart, exactly once."""
+    collector = start_collector("--roll-seconds", "0.3")
+    converter = collector.converter_pid
+    _, hard = resource.prlimit(converter, resource.RLIMIT_FSIZE)
+    resource.prlimit(converter, resource.RLIMIT_FSIZE, (0, hard))
+    try:
+        with grpc.insecure_channel(collector.grpc_target) as channel:
+            for number in range(3):
+                grpc_export(channel, make_request(number, SPANS).SerializeToString())
+        wait_for(lambda: "writing Parquet for wal segment" in collector.log_text(), 30, "a failure")
+    finally:
+        resource.prlimit(converter, resource.RLIMIT_FSIZE, (hard, hard))
+    with grpc.insecure_channel(collector.grpc_target) as channel:
+        for number in range(3, 6):
+            grpc_export(channel, make_request(number, SPANS).SerializeToString())
+
+    expected = sorted(span_id(n, i) for n in range(6) for i in range(SPANS))
+
+    def all_written() -> bool:
+        if list((collector.data / "_wal").glob("*.wal")):
+            return False
+        return sorted(read_dataset(collector.data).column("span_id").to_pylist()) == expected
+
+    wait_for(all_written, 30, "every segment in Parquet while the collector runs")
+    assert collector.terminate() == 0
+    assert sorted(read_dataset(collector.data).column("span_id").to_pylist()) == expected
