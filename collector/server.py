@@ -20,7 +20,7 @@ from collector.ingest import Ingest
 from collector.logs import JsonFormatter, configure_logging
 from collector.metrics import Metrics
 from collector.sink import MemoryBudget, ParquetSink
-from collector.wal import WAL_DIR
+from collector.wal import WAL_DIR, LogWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,10 @@ class Collector:
     def _sync_loop(self) -> None:
         interval = self.config.fsync_interval_ms / 1000
         while not self.stopping.wait(interval):
-            self.sink.sync()
+            try:
+                self.sink.sync()
+            except LogWriteError as exc:  # the next round tries again; keep the timer alive
+                logger.error("%s", exc)
 
     def stop(self) -> None:
         """Stop accepting, let requests in flight finish, flush the buffer, close the log."""

@@ -171,6 +171,8 @@ class WriteAheadLog:
             if fd is not None:
                 try:
                     os.fsync(fd)
+                except OSError as exc:
+                    raise LogWriteError(f"cannot sync the log: {exc.strerror or exc}") from None
                 finally:
                     os.close(fd)
             self._durable = max(self._durable, target)
