@@ -415,10 +415,11 @@ class _SpanAttributes:
         lookup = np.array([_KEY_INDEX.get(word, -1) for word in words.to_pylist()], dtype=np.int64)
         key_index = lookup[codes] if len(codes) else codes
         hits = np.flatnonzero(key_index >= 0)
+        hit_keys = key_index[hits]
         # Per hoisted key present in the batch: its element in each span, -1 where absent.
         self.where: dict[int, np.ndarray[Any, Any]] = {}
-        for index in np.unique(key_index[hits]).tolist():
-            elements_of_key = hits[key_index[hits] == index]
+        for index in np.unique(hit_keys).tolist():
+            elements_of_key = hits[hit_keys == index]
             positions = np.full(spans, -1, dtype=np.int64)
             positions[parents[elements_of_key]] = elements_of_key
             self.where[index] = positions
