@@ -3,8 +3,9 @@
 Also read: Alertmanager's webhook payload (`{"alerts": [...]}`, each with `status` "firing" or
 "resolved") and the v1 API's `{"data": [...]}`.
 An alert counts when it is active: state `active` or `unprocessed` (or webhook `firing`), not
-silenced, inhibited or muted, and not ended (`endsAt`) before the reference time, which is the
-end of the data's window, never the wall clock.
+silenced, inhibited or muted, started (`startsAt`) by the reference time and not ended
+(`endsAt`) before it. The reference time is the end of the data's window, never the wall clock:
+today's alerts do not colour last week's traces.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from servicemap.errors import RulesError
 from servicemap.graph import parse_time
 from servicemap.rules import read_text_file
 
+API_STATES = ("active", "unprocessed", "suppressed")
+WEBHOOK_STATES = ("firing", "resolved")
+
 
 @dataclass(frozen=True)
 class ExternalAlert:
@@ -28,6 +32,7 @@ class ExternalAlert:
     silenced_by: tuple[str, ...] = ()
     inhibited_by: tuple[str, ...] = ()
     muted_by: tuple[str, ...] = ()
+    starts_at_ns: int | None = None
     ends_at_ns: int | None = None
 
     def label(self, name: str) -> str | None:
@@ -45,7 +50,11 @@ class ExternalAlert:
             return False
         if self.silenced_by or self.inhibited_by or self.muted_by:
             return False
-        return not (at_ns is not None and self.ends_at_ns is not None and self.ends_at_ns < at_ns)
+        if at_ns is None:
+            return True
+        if self.starts_at_ns is not None and self.starts_at_ns > at_ns:
+            return False
+        return not (self.ends_at_ns is not None and self.ends_at_ns < at_ns)
 
 
 def _strings(value: Any, where: str) -> tuple[tuple[str, str], ...]:
@@ -53,7 +62,10 @@ def _strings(value: Any, where: str) -> tuple[tuple[str, str], ...]:
         return ()
     if not isinstance(value, Mapping):
         raise RulesError(f"{where}: expected an object of strings")
-    return tuple(sorted((str(k), str(v)) for k, v in value.items()))
+    for key, text in value.items():
+        if not isinstance(text, str):
+            raise RulesError(f"{where}.{key}: expected a string, got {json.dumps(text)}")
+    return tuple(sorted(value.items()))
 
 
 def _ids(value: Any, where: str) -> tuple[str, ...]:
@@ -87,8 +99,14 @@ def _alert(item: Any, where: str) -> ExternalAlert:
     muted: tuple[str, ...] = ()
     if isinstance(status, str):  # webhook payload: "firing" or "resolved"
         state = status
+        if state not in WEBHOOK_STATES:
+            raise RulesError(f'{where}.status: expected "firing" or "resolved", got {state!r}')
     elif isinstance(status, Mapping):
-        state = str(status.get("state", "active"))
+        state = status.get("state", "active")
+        if state not in API_STATES:
+            raise RulesError(
+                f"{where}.status.state: expected one of {', '.join(API_STATES)}, got {state!r}"
+            )
         silenced = _ids(status.get("silencedBy"), f"{where}.status.silencedBy")
         inhibited = _ids(status.get("inhibitedBy"), f"{where}.status.inhibitedBy")
         muted = _ids(status.get("mutedBy"), f"{where}.status.mutedBy")
@@ -101,6 +119,7 @@ def _alert(item: Any, where: str) -> ExternalAlert:
         silenced_by=silenced,
         inhibited_by=inhibited,
         muted_by=muted,
+        starts_at_ns=_time(item.get("startsAt"), f"{where}.startsAt"),
         ends_at_ns=_time(item.get("endsAt"), f"{where}.endsAt"),
     )
 

@@ -398,7 +398,9 @@ class _Reader:
 
     def node_rules(self, node: Node, path: Path_) -> tuple[NodeRule, ...]:
         rules = []
-        for order, (key, (_, value_node)) in enumerate(self.mapping(node, path).items()):
+        for order, (key, (key_node, value_node)) in enumerate(self.mapping(node, path).items()):
+            if not key.strip():
+                raise self.fail(key_node, (*path, key), "expected a service name or pattern")
             rules.append(NodeRule(key, self.scope(value_node, (*path, key)), order))
         return tuple(rules)
 
@@ -476,6 +478,13 @@ class _Reader:
             slo = replace(slo, burn_rates=value("burn_rates", self.burn_rates))
         if "min_calls" in entries:
             slo = replace(slo, min_calls=value("min_calls", self.count))
+        longest = max(slo.burn_rates, key=lambda condition: condition.long_ns, default=None)
+        if longest is not None and longest.long_ns > slo.window_ns:
+            raise self.fail(
+                node,
+                (*path, "window"),
+                f"SLO window {slo.window} is shorter than its burn-rate window {longest.long}",
+            )
         return slo
 
     def slos(self, node: Node, path: Path_) -> tuple[Slo, ...]:
@@ -545,7 +554,7 @@ def parse_rules(text: str, filename: str = "rules.yaml") -> Rules:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
-        problem = exc.problem or exc.context or "malformed"
+        problem = " ".join(part for part in (exc.context, exc.problem) if part) or "malformed"
         raise RulesError(f"{filename}{line}: invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise RulesError(f"{filename}: invalid YAML: {exc}") from None

@@ -15,7 +15,7 @@ from servicemap.alertmanager import load_alerts, parse_alerts
 from servicemap.alerts import apply_status
 from servicemap.errors import RulesError
 from servicemap.graph import Edge, Node, ServiceGraph, Window, parse_time
-from servicemap.render.style import STATUS_FILL
+from servicemap.render.style import EDGE_COLOUR, STATUS_FILL, STATUS_LINE
 from servicemap.rules import parse_rules
 from tests import spans as sp
 from tests.conftest import DEMO, edges_of, nodes_of
@@ -36,6 +36,7 @@ def am_alert(
     state: str = "active",
     silenced: tuple[str, ...] = (),
     inhibited: tuple[str, ...] = (),
+    starts: str = "2026-11-01T11:55:00Z",
     ends: str = "2026-11-01T12:30:00Z",
     summary: str | None = None,
 ) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def am_alert(
     return {
         "labels": {"alertname": name, **labels},
         "annotations": {"summary": summary} if summary else {},
-        "startsAt": "2026-11-01T11:55:00Z",
+        "startsAt": starts,
         "endsAt": ends,
         "updatedAt": "2026-11-01T12:09:00Z",
         "fingerprint": name.lower(),
@@ -75,10 +76,16 @@ AM_FILE = [
         ends="2026-11-01T12:05:00Z",  # before the data's window ends
     ),
     am_alert("OrdersNew", {"service": "orders", "severity": "info"}, state="unprocessed"),
+    am_alert(
+        "CartLater",
+        {"service": "cart", "severity": "critical"},
+        starts="2026-11-01T12:20:00Z",  # after the data's window ends: not on this map
+        ends="2026-11-01T12:50:00Z",
+    ),
     am_alert("Elsewhere", {"service": "not-on-the-map", "severity": "critical"}),
     am_alert("NoServiceLabel", {"instance": "checkout", "severity": "critical"}),
 ]
-NODES = ("checkout", "payment", "web", "inventory", "shipping", "email", "orders")
+NODES = ("checkout", "payment", "web", "inventory", "shipping", "email", "orders", "cart")
 
 
 def judge_alerts(alerts: list[dict[str, Any]], rules_text: str = "") -> dict[str, Node]:
@@ -101,6 +108,7 @@ def test_alertmanager_firing_silenced_inhibited_and_resolved() -> None:
         "shipping": "ok",  # inhibited
         "email": "ok",  # resolved before the window's end
         "orders": "warning",  # unprocessed counts as active; unknown severity → warning
+        "cart": "ok",  # started after the window's end
     }
     (reason,) = nodes["checkout"].reasons
     assert reason.to_json() == {
@@ -131,7 +139,8 @@ def nodes_reason_names(node: Node) -> list[str]:
 
 
 def test_an_alert_makes_a_node_without_traffic_critical() -> None:
-    graph = ServiceGraph(window=Window(0, 1, 0, 0), nodes=(Node("checkout", "service"),))
+    window = Window(0, parse_time(WINDOW_END), 0, 0)
+    graph = ServiceGraph(window=window, nodes=(Node("checkout", "service"),))
     alerts = parse_alerts([am_alert("Down", {"service": "checkout", "severity": "critical"})])
     assert apply_status(graph).nodes[0].status == "no_data"
     assert apply_status(graph, alerts=alerts).nodes[0].status == "critical"
@@ -172,6 +181,10 @@ def test_webhook_payload_and_v1_envelope_are_read() -> None:
         ("[1]", "alert [0]: expected an alert object"),
         ('[{"labels": []}]', "alert [0].labels: expected an object of strings"),
         ('[{"labels": {}, "endsAt": "yesterday"}]', "alert [0].endsAt: expected an RFC 3339"),
+        ('[{"labels": {"service": 5}}]', "alert [0].labels.service: expected a string, got 5"),
+        ('[{"labels": {}, "status": {"state": "bogus"}}]', "alert [0].status.state: expected one"),
+        ('[{"labels": {}, "status": "pending"}]', 'alert [0].status: expected "firing"'),
+        ('[{"labels": {}, "startsAt": 17}]', "alert [0].startsAt: expected an RFC 3339"),
     ],
 )
 def test_bad_alerts_files(tmp_path: Path, content: str, message: str) -> None:
@@ -274,6 +287,14 @@ def test_demo_svg_with_rules_shows_the_expected_colours(run, tmp_path: Path) -> 
     )
     assert "ShippingQueueBacklog" in tooltips
     assert "checkout-availability" in tooltips
+    assert "budget -700.0% left" in tooltips and "burn 1h 8×" in tooltips
+    edges = {g.findtext(f"{SVG}title"): g for g in root.iter(f"{SVG}g") if g.get("class") == "edge"}
+    for (source, target), status in DEMO_EDGE_STATUS.items():
+        paths = edges[f"{source}->{target}"].iter(f"{SVG}path")
+        strokes = {(path.get("stroke") or "").lower() for path in paths}
+        failing = status in ("warning", "critical")
+        expected = STATUS_LINE[status] if failing else EDGE_COLOUR  # type: ignore[index]
+        assert strokes == {expected}, (source, target, status, strokes)
 
 
 BAD_RULES = [

@@ -380,6 +380,12 @@ BAD = [
         "  - {name: a, service: x, objective: 0.9}\n",
         "3: slos[1].name: repeated SLO name 'a'",
     ),
+    (
+        "slos:\n  - {name: a, service: w, objective: 0.9, window: 1m}\n",
+        "2: slos[0].window: SLO window 1m is shorter than its burn-rate window 6h",
+    ),
+    ('services:\n  "": {}\n', '2: services."": expected a service name or pattern'),
+    ("---\ndefaults: {}\n---\nservices: {}\n", "3: invalid YAML: expected a single document"),
     ("alerts:\n  labels: service\n", "2: alerts.labels: expected a list"),
     ("alerts:\n  severities: {page: loud}\n", "2: alerts.severities.page: expected one of"),
 ]
