@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collector.config import Config
-from collector.ingest import BadRequest, Ingest, Overloaded
+from collector.ingest import INTERNAL_ERROR, BadRequest, Ingest, Overloaded
 from servicemap.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,10 @@ class GrpcReceiver:
             self._done(grpc.StatusCode.UNAVAILABLE)
             context.set_trailing_metadata(_retry_metadata())
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Exception:  # a bug answers INTERNAL and is logged with its traceback
+            logger.exception("export failed")
+            self._done(grpc.StatusCode.INTERNAL)
+            context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
         self._done(grpc.StatusCode.OK)
         response = ExportTraceServiceResponse()
         if result.rejected:

@@ -27,7 +27,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collector.config import Config, parse_address
-from collector.ingest import BadRequest, ExportResult, Ingest, Overloaded, TooLarge
+from collector.ingest import (
+    INTERNAL_ERROR,
+    BadRequest,
+    ExportResult,
+    Ingest,
+    Overloaded,
+    TooLarge,
+)
 from servicemap.errors import ServicemapError, UsageError
 from servicemap.sources import otlp_json
 
@@ -43,6 +50,7 @@ IDLE_TIMEOUT_SECONDS = 30
 _GRPC_CODES = {
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: code_pb2.RESOURCE_EXHAUSTED,
     HTTPStatus.SERVICE_UNAVAILABLE: code_pb2.UNAVAILABLE,
+    HTTPStatus.INTERNAL_SERVER_ERROR: code_pb2.INTERNAL,
 }
 
 
@@ -236,6 +244,11 @@ class _Handler(BaseHTTPRequestHandler):
                 content_type,
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
+            return
+        except Exception:  # a bug answers 500 and is logged; it never drops the connection
+            logger.exception("export failed")
+            self.close_connection = True  # the body may be half read
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR, content_type)
             return
         ingest.metrics.inc("requests_total", protocol="http", code="200")
         response = ExportTraceServiceResponse()

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 # A request's body is reserved this many times over while it is decoded: the protobuf objects
 # are a few times the wire size.
 DECODE_FACTOR = 3
+# What a client is told when a bug (not its request) failed an export; the log has the rest.
+INTERNAL_ERROR = "internal error in the collector; its log has the details"
 
 
 class BadRequest(ServicemapError):
