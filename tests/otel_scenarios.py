@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 MS = 1_000_000
-START_NS = 1_793_534_400 * 10**9  # 2026-11-02T12:00:00Z
+START_NS = 1_793_534_400 * 10**9  # 2026-11-01T12:00:00Z
 NET_MS = 0.5
 PROPAGATOR = TraceContextTextMapPropagator()
 Attributes = dict[str, AttributeValue]
@@ -111,6 +112,18 @@ class Server:
         client.end(end_time=end)
         self.t = end
         return not server.failed
+
+    def internal(self, name: str, body: Callable[[Server], None]) -> bool:
+        """An INTERNAL span around `body` (its calls are the span's children), ended without a
+        status, as in-process instrumentation often leaves it; True if `body` did not fail."""
+        span = self.scenario.tracer(self.service).start_span(
+            name, context=self.context(), kind=SpanKind.INTERNAL, start_time=self.t
+        )
+        inner = Server(self.scenario, self.service, span, self.t)
+        body(inner)
+        span.end(end_time=inner.t)
+        self.t = inner.t
+        return not inner.failed
 
     def db(self, name: str, ms: float, error: bool = False) -> bool:
         """A database query (a CLIENT span with db.system.name and no server)."""
@@ -200,3 +213,21 @@ class Scenario:
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(self.to_otlp_json()))
         return path
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def svg_strokes(svg: str, kind: str) -> dict[str, set[str]]:
+    """The stroke colours of each node's outline or edge's line, by its graphviz title."""
+    strokes: dict[str, set[str]] = {}
+    for group in ET.fromstring(svg).iter(f"{SVG}g"):
+        if group.get("class") != kind:
+            continue
+        title = group.find(f"{SVG}title")
+        assert title is not None and title.text is not None
+        shapes = [
+            s for s in group.iter() if s.tag in (f"{SVG}path", f"{SVG}polygon", f"{SVG}ellipse")
+        ]
+        strokes[title.text] = {s.get("stroke", "") for s in shapes} - {"none", "transparent"}
+    return strokes

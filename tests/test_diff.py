@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
-from servicemap.analysis.diff import mann_whitney_p, poisson_rates_p, two_proportion_p
-from tests.otel_scenarios import Scenario, Server, iso
+from servicemap.analysis.pictures import BLACK, PURPLE, QUIET_EDGE
+from servicemap.analysis.stats import (
+    fisher_exact_p,
+    mann_whitney_p,
+    poisson_rates_p,
+    two_proportion_p,
+)
+from servicemap.render.style import STATUS_LINE
+from tests.otel_scenarios import Scenario, Server, iso, svg_strokes
 
 REQUESTS = 120
 SPACING_MS = 500
@@ -113,34 +120,11 @@ def test_two_windows_and_two_sources_agree(run, tmp_path: Path) -> None:
     }
 
 
-def test_no_change_and_empty_windows_do_not_fail(run, tmp_path: Path) -> None:
+def test_no_change_is_reported_as_such(run, tmp_path: Path) -> None:
     source = _shop(tmp_path / "shop.json")
     result = run("diff", str(source), str(source), "--format", "text")
     assert result.code == 0, result.err
     assert "no significant change" in result.out
-    empty = run(
-        "diff",
-        str(source),
-        "--before",
-        "2099-01-01T00:00:00Z..2099-01-02T00:00:00Z",
-        "--after",
-        f"{iso(0)}..",
-        "--format",
-        "json",
-    )
-    assert empty.code == 0, empty.err
-    assert {c["kind"] for c in empty.json()["changes"]} == {"added"}
-    both_empty = run(
-        "diff",
-        str(source),
-        "--before",
-        "2099-01-01T00:00:00Z..2099-01-02T00:00:00Z",
-        "--after",
-        "2099-01-02T00:00:00Z..",
-        "--format",
-        "json",
-    )
-    assert both_empty.code == 0 and both_empty.json()["changes"] == []
 
 
 @pytest.mark.parametrize(
@@ -152,6 +136,21 @@ def test_no_change_and_empty_windows_do_not_fail(run, tmp_path: Path) -> None:
         (["--before", "..1h"], "--before and --after go together"),
         (["--before", "1h", "--after", "1h.."], "expected T1..T2"),
         ([], "BEFORE AFTER"),
+        # A window with no spans, and a release with nothing before it, compare nothing.
+        (
+            ["--before", "2099-01-01T00:00:00Z..2099-01-02T00:00:00Z", "--after", f"{iso(0)}.."],
+            "--before 2099-01-01T00:00:00Z..2099-01-02T00:00:00Z: the window has no spans "
+            f"(the data covers {iso(0)} – ",
+        ),
+        (
+            ["--before", f"..{iso(1)}", "--after", "2099-01-02T00:00:00Z.."],
+            "--after 2099-01-02T00:00:00Z..: the window has no spans (the data covers ",
+        ),
+        (
+            ["--release", "store@1.0.0"],
+            "--release: store@1.0.0 is the earliest version seen; nothing to compare it with",
+        ),
+        (["--release", "cache@1"], "cache is a database node on the map, not an instrumented"),
     ],
 )
 def test_bad_diff_arguments_are_one_line_errors(
@@ -170,7 +169,15 @@ def test_diff_map_marks_added_and_degraded_parts(run, tmp_path: Path) -> None:
     result = run("diff", str(source), "--release", "api@2.0.0", "--format", "svg", "-o", str(out))
     assert result.code == 0, result.err
     svg = out.read_text()
-    assert "#1a7f37" in svg and "#c0162b" in svg  # added (green), degraded (red)
+    edges, nodes = svg_strokes(svg, "edge"), svg_strokes(svg, "node")
+    # New in black, worse in purple (significant), the rest grey: no status colour is used.
+    assert edges["api->recommend"] == nodes["recommend"] == {BLACK}
+    assert edges["api->store"] == nodes["store"] == {PURPLE}
+    assert edges["frontend->catalog"] == {QUIET_EDGE}
+    assert not set().union(*edges.values(), *nodes.values()) & set(STATUS_LINE.values())
+    # Edge labels say before → after; the legend says what the colours mean.
+    assert "p95 14.9 ms → 44.8 ms" in svg and "new: 0 → 60 calls" in svg
+    assert "worse (significant)" in svg and "edge labels: before → after" in svg
     page = tmp_path / "diff.html"
     run("diff", str(source), "--release", "api@2.0.0", "--format", "html", "-o", str(page))
     assert "<svg" in page.read_text()
@@ -190,3 +197,105 @@ def test_statistics_match_known_values() -> None:
     # Equal rates over equal spans.
     p = poisson_rates_p(100, 60.0, 100, 60.0)
     assert p is not None and p == 1.0
+
+
+@pytest.mark.parametrize("requests", [1, 2])
+def test_a_part_seen_in_one_or_two_calls_is_never_a_significant_change(
+    run, tmp_path: Path, requests: int
+) -> None:
+    """One or two traces reached `recommend` before; 59 without it after. Over the before
+    side's few milliseconds that is a high rate, but two calls say too little to judge by."""
+    before = _shop(tmp_path / "before.json", recommend_from=0, requests=range(requests))
+    after = _shop(tmp_path / "after.json", requests=range(1, 60))
+    result = run("diff", str(before), str(after), "--format", "json")
+    assert result.code == 0, result.err
+    removed = {_key(c): c for c in result.json()["changes"] if c["kind"] == "removed"}
+    assert set(removed) == {("api", "recommend"), ("recommend", None)}
+    assert removed[("api", "recommend")]["before"] == requests
+    assert not any(c["significant"] for c in removed.values())
+
+
+def test_call_rates_count_the_quiet_part_of_a_window(run, tmp_path: Path) -> None:
+    """20 requests in the first 10 s of a 30 s window, 22 spread over the next 30 s: the same
+    rate over the windows asked for, though the first side's spans span only 10 s."""
+    sc = Scenario(seed=3)
+    at = [i * 500 for i in range(20)] + [30_000 + i * 1_360 for i in range(22)]
+    for ms in at:
+        sc.request("web", at_ms=ms, handler=lambda s: s.call("api", lambda t: t.work(3)))
+    source = sc.write(tmp_path / "quiet.json")
+    split = iso(29_999)
+    result = run(
+        "diff", str(source), "--before", f"..{split}", "--after", f"{split}..", "--format", "json"
+    )
+    assert result.code == 0, result.err
+    calls = [c for c in result.json()["changes"] if c["metric"] == "calls"]
+    assert {_key(c) for c in calls} >= {("web", "api"), ("api", None)}
+    assert not [c for c in calls if c["significant"]], calls
+    assert all(c["p_value"] > 0.5 for c in calls)
+
+
+def _errors_in_pay(path: Path, requests: range, failing: Any, version: Any = None) -> Path:
+    """user → web → pay (and web → cat); pay fails on the requests `failing` picks, and errors
+    propagate up to web. `version` picks pay's service.version per request."""
+    sc = Scenario(seed=4)
+    for i in requests:
+        if version is not None:
+            sc.versions["pay"] = version(i)
+
+        def pay(server: Server, fail: bool = failing(i)) -> None:
+            server.work(3)
+            if fail:
+                server.fail()
+
+        def web(server: Server) -> None:
+            server.call("cat", lambda s: s.work(2))
+            if not server.call("pay", pay):
+                server.fail()
+
+        sc.request("web", at_ms=i * 300, handler=web)
+    return sc.write(path)
+
+
+def test_error_rate_at_a_handful_of_calls_uses_fishers_exact_test(run, tmp_path: Path) -> None:
+    """0 of 4 calls failed before, 4 of 4 after: Fisher's two-sided p is 2/70 = 0.0286, not
+    significant at α = 0.01 (the z-test's normal approximation says 0.0047)."""
+    before = _errors_in_pay(tmp_path / "before.json", range(4), lambda i: False)
+    after = _errors_in_pay(tmp_path / "after.json", range(4), lambda i: True)
+    changes = run("diff", str(before), str(after), "--format", "json").json()["changes"]
+    rate = {_key(c): c for c in changes if c["metric"] == "error_rate"}[("web", "pay")]
+    assert (rate["before"], rate["after"]) == (0.0, 1.0)
+    assert rate["p_value"] == 0.0286 and not rate["significant"]
+
+
+def test_on_equal_change_the_more_downstream_edge_ranks_first(run, tmp_path: Path) -> None:
+    """pay 2.0 fails one request in five; web fails with it, so user → web and web → pay
+    change exactly alike, and web → pay, where the errors start, comes first."""
+    source = _errors_in_pay(
+        tmp_path / "pay.json",
+        range(200),
+        lambda i: (i >= 100 and i % 5 == 0) or i % 50 == 7,
+        lambda i: "2.0" if i >= 100 else "1.0",
+    )
+    result = run("diff", str(source), "--release", "pay@2.0", "--format", "json")
+    assert result.code == 0, result.err
+    ranked = [(_key(c), c["metric"]) for c in result.json()["changes"] if c["significant"]]
+    assert ranked == [
+        (("web", "pay"), "error_rate"),
+        (("user", "web"), "error_rate"),
+        (("pay", None), "error_rate"),
+        (("web", None), "error_rate"),
+    ]
+
+
+def test_fishers_exact_test_matches_hand_computed_values() -> None:
+    # 0/4 against 4/4: the observed table and its mirror image each have probability
+    # C(4,0)·C(4,4)/C(8,4) = 1/70; every other table is likelier. Two-sided p = 2/70.
+    assert fisher_exact_p(0, 4, 4, 4) == pytest.approx(2 / 70, rel=1e-9)
+    assert two_proportion_p(0, 4, 4, 4) == pytest.approx(2 / 70, rel=1e-9)
+    # 1/5 against 4/5: tables with x = 0, 1, 4, 5 errors on side 0 (of 5 errors in 10 calls):
+    # (1 + 25 + 25 + 1) / C(10, 5) = 52/252.
+    assert fisher_exact_p(1, 5, 4, 5) == pytest.approx(52 / 252, rel=1e-9)
+    # Same table either way round; no errors at all is no evidence.
+    assert fisher_exact_p(4, 4, 0, 4) == pytest.approx(2 / 70, rel=1e-9)
+    assert fisher_exact_p(0, 4, 0, 4) == 1.0
+    assert fisher_exact_p(0, 0, 1, 3) is None

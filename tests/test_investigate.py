@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from servicemap.analysis.pictures import PURPLE
+from servicemap.analysis.slow import critical_path
+from servicemap.render.style import STATUS_LINE
 from tests.conftest import DEMO
-from tests.otel_scenarios import Scenario, Server
+from tests.otel_scenarios import Scenario, Server, svg_strokes
 
 USERS = [f"user-{n}" for n in range(10)]
 
@@ -185,7 +189,7 @@ def test_maps_highlight_the_origin(run, tmp_path: Path) -> None:
     result = run("investigate", str(source), "--service", "top", "--format", "svg", "-o", str(out))
     assert result.code == 0, result.err
     svg = out.read_text()
-    assert "<svg" in svg and "leaf" in svg and "#c0162b" in svg
+    assert "<svg" in svg and "leaf" in svg and PURPLE in svg
     page = tmp_path / "page.html"
     run("investigate", str(source), "--service", "top", "--format", "html", "-o", str(page))
     html = page.read_text()
@@ -249,3 +253,79 @@ def test_a_virtual_node_is_refused_with_its_callers(run) -> None:
         "servicemap: error: --service api.stripe.com is an external node, with no spans of its "
         "own to follow; investigate a service that calls it: payment"
     )
+
+
+def test_an_unmarked_internal_span_does_not_hide_where_errors_start(run, tmp_path: Path) -> None:
+    """web's SERVER span → an INTERNAL span with no status → the failing call to api."""
+    sc = Scenario(seed=2)
+    for i in range(6):
+
+        def api(server: Server, fail: bool = i % 2 == 0) -> None:
+            server.work(3)
+            if fail:
+                server.fail()
+
+        def web(server: Server) -> None:
+            def handler(inner: Server) -> None:
+                inner.work(1)
+                if not inner.call("api", api):
+                    inner.fail()
+
+            if not server.internal("handle request", handler):
+                server.fail()
+
+        sc.request("web", at_ms=i * 100, handler=web)
+    source = sc.write(tmp_path / "internal.json")
+    report = run("investigate", str(source), "--service", "web", "--format", "json").json()
+    assert report["failed_requests"] == 3
+    assert [(o["service"], o["failed_requests"]) for o in report["error_origins"]] == [("api", 3)]
+    edge = report["error_origin_edges"][0]
+    assert (edge["source"], edge["target"], edge["path"]) == ("web", "api", ["web", "api"])
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz not installed")
+@pytest.mark.parametrize("depth", ["0", "1"])
+def test_the_path_to_the_origin_is_drawn_whole_and_stands_out(
+    run, tmp_path: Path, depth: str
+) -> None:
+    source, *_ = _chain_scenario(tmp_path / "chain.json")
+    out = tmp_path / "map.svg"
+    result = run(
+        "investigate", str(source), "--service", "top", "--depth", depth, "--format", "svg",
+        "-o", str(out),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    svg = out.read_text()
+    edges, nodes = svg_strokes(svg, "edge"), svg_strokes(svg, "node")
+    # top → a → b → leaf, however few hops --depth shows around top.
+    path = ["top->a", "a->b", "b->leaf"]
+    assert {"top", "a", "b", "leaf"} <= set(nodes)
+    assert all(edges[e] == {PURPLE} for e in path), {e: edges.get(e) for e in path}
+    assert not any(PURPLE in strokes for e, strokes in edges.items() if e not in path)
+    assert nodes["leaf"] == {PURPLE}  # the origin
+    assert not any(PURPLE in nodes[n] for n in nodes if n != "leaf")
+    # No line is in a status colour, and the legend names the highlight.
+    assert not set().union(*edges.values(), *nodes.values()) & set(STATUS_LINE.values())
+    assert "where its errors start" in svg
+    if depth == "1":
+        assert "side" in nodes and "user->top" in edges
+
+
+def test_the_user_node_has_its_own_message(run) -> None:
+    result = run("investigate", str(DEMO), "--service", "user", "--format", "json")
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert "an user" not in result.err and result.err.rstrip().endswith(": web")
+    assert "--service user is the map's user node" in result.err
+
+
+def test_critical_path_splits_a_request_by_what_it_waited_on() -> None:
+    # web 0-100 calls api 10-40 (api calls the cache 15-25) and the database 30-90; they
+    # overlap, so web waited on the database 30-90, on api 10-30 and on itself 0-10, 90-100.
+    children = {
+        1: [(2, "api", 10, 40, "api"), (3, "web", 30, 90, "db")],
+        2: [(4, "api", 15, 25, "cache")],
+    }
+    totals: dict[str, int] = defaultdict(int)
+    critical_path((1, "web", 0, 100, None), children, totals)
+    assert dict(totals) == {"web": 20, "db": 60, "api": 10, "cache": 10}
+    assert sum(totals.values()) == 100

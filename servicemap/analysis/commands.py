@@ -15,10 +15,11 @@ import click
 from servicemap.alertmanager import load_alerts
 from servicemap.alerts import apply_status
 from servicemap.analysis import investigate as investigation
-from servicemap.analysis import report
-from servicemap.analysis.diff import Diff, Side, diff_sides, parse_release, release_sides
+from servicemap.analysis import pictures, report
+from servicemap.analysis.diff import Diff, Side, diff_sides
 from servicemap.analysis.investigate import Investigation
 from servicemap.analysis.prepared import intersect
+from servicemap.analysis.release import parse_release, release_sides
 from servicemap.cli_options import window_options
 from servicemap.errors import UsageError
 from servicemap.graph import ServiceGraph
@@ -95,7 +96,7 @@ def _emit(
 def _emit_diff(diff: Diff, output_format: str, output: str, judge: report.Judge) -> None:
     title = f"servicemap diff: {diff.before_label} → {diff.after_label}"
     text = report.diff_text(diff)
-    dot = functools.partial(report.diff_dot, diff, judge)
+    dot = functools.partial(pictures.diff_dot, diff, judge)
     _emit(output_format, output, diff.to_json(), text, dot, title)
 
 
@@ -104,7 +105,7 @@ def _emit_investigation(
 ) -> None:
     title = f"servicemap investigate {found.service}"
     text = report.investigate_text(found)
-    dot = functools.partial(report.investigate_dot, found, judge)
+    dot = functools.partial(pictures.investigate_dot, found, judge)
     _emit(output_format, output, found.to_json(), text, dot, title)
 
 
@@ -165,14 +166,19 @@ def _sides(
         first = intersect(window, parse_span("--before", before_span))
         second = intersect(window, parse_span("--after", after_span))
         loaded = load_sources(sources)
-        return loaded, loaded, Side(before_span, first), Side(after_span, second)
+        return (
+            loaded,
+            loaded,
+            Side(before_span, first, f"--before {before_span}"),
+            Side(after_span, second, f"--after {after_span}"),
+        )
     if len(sources) != 2:
         raise UsageError("diff needs BEFORE AFTER (two sources), or --before/--after, or --release")
     return (
         load_sources(sources[:1]),
         load_sources(sources[1:]),
-        Side(sources[0], window),
-        Side(sources[1], window),
+        Side(sources[0], window, f"BEFORE {sources[0]}"),
+        Side(sources[1], window, f"AFTER {sources[1]}"),
     )
 
 

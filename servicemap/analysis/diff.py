@@ -2,40 +2,47 @@
 each with a significance test so that noise on a quiet edge is not flagged (DESIGN §7).
 
 The two sides are two sources, two windows of one source, or the spans before and after a
-release (the first span of SERVICE carrying service.version VERSION splits the data).
+release (the first span of SERVICE carrying service.version VERSION splits the data). A side
+with no spans is an error, and so is a release with nothing of SERVICE before it.
 
-Tests, each two-sided at `ALPHA`, and a change must also be large enough to matter:
-- error rate: two-proportion z-test (pooled), and at least `MIN_ERROR_RATE_DELTA` apart;
-- latency: Mann–Whitney U (normal approximation with tie correction) over every call's
-  latency, and the p95 at least `MIN_LATENCY_RATIO` apart (relative);
-- calls: the two counts as Poisson rates over each side's time span (conditional binomial
-  z-test), and at least `MIN_CALLS_RATIO` apart;
-- a new (or vanished) node or edge is significant when seeing none of its calls on the other
-  side is unlikely at its rate: exp(-expected calls) < ALPHA.
+Tests (stats.py), each two-sided at `ALPHA`, and a change must also be large enough to matter:
+- error rate: two-proportion z-test (pooled; Fisher's exact test at small expected counts),
+  and at least `MIN_ERROR_RATE_DELTA` apart;
+- latency: Mann–Whitney U over every call's latency, at least `MIN_SAMPLES` a side, and the
+  p95 at least `MIN_LATENCY_RATIO` apart (relative);
+- calls: the two counts as Poisson rates over each side's time span, at least `MIN_SAMPLES` a
+  side and `MIN_CALLS_RATIO` apart. A side's time span is the window asked for (the whole
+  source, a `--before`/`--after` window, the time before or after the release) clipped to
+  the data the source covers, not the first to last span of the side: a quiet stretch counts;
+- a new (or vanished) node or edge is significant when it has at least `MIN_SAMPLES` calls and
+  seeing none of them on the other side is unlikely at its rate: exp(-expected calls) < ALPHA.
 
 Ranking ("severity"): significant first; then error rates that rose, latencies that rose, new
 and removed parts, call-volume changes, improvements; within each group edges before nodes (an
 edge says where; a node's change also shows on the edges into it), then by size of the change
-(absolute error-rate difference, |log| of the p95 ratio, calls).
+(absolute error-rate difference, |log| of the p95 ratio, calls), and on equal size the more
+downstream part first (hops from the map's entry points): when errors start in `pay`, every
+edge above it changes as much, and `web -> pay` says where.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import duckdb
 
 from servicemap.analysis.prepared import (
+    data_coverage,
     intersect,
-    no_such_service,
     prepare,
-    register_identity,
 )
+from servicemap.analysis.stats import mann_whitney_p, poisson_rates_p, two_proportion_p
 from servicemap.build import connect
 from servicemap.errors import UsageError
-from servicemap.graph import ServiceGraph
+from servicemap.graph import ServiceGraph, format_time
 from servicemap.pairing import K_CONSUMER, K_SERVER
 from servicemap.sources import SpanSources
 from servicemap.timeparse import TimeRange
@@ -64,6 +71,7 @@ class Change:
     p_value: float | None
     tier: int
     magnitude: float
+    depth: int = 0  # hops from the map's entry points to the node (an edge: to its source)
 
     @property
     def is_edge(self) -> bool:
@@ -78,7 +86,8 @@ class Change:
             not self.significant,
             self.tier,
             not self.is_edge,
-            -self.magnitude,
+            -round(self.magnitude, 9),
+            -self.depth,
             self.source,
             self.target or "",
             self.metric,
@@ -102,10 +111,12 @@ class Change:
 
 @dataclass(frozen=True)
 class Side:
-    """What one side of the diff is: a label for the report and its window."""
+    """What one side of the diff is: a label for the report, its window, and how it was asked
+    for (`--before T1..T2`, a source's name), to name it in an error."""
 
     label: str
     window: TimeRange
+    option: str
 
 
 @dataclass(frozen=True)
@@ -124,50 +135,12 @@ class Diff:
         }
 
 
-# ---- statistics ------------------------------------------------------------------------------
-
-
-def two_sided_p(z: float) -> float:
-    return math.erfc(abs(z) / math.sqrt(2))
-
-
-def two_proportion_p(errors0: int, calls0: int, errors1: int, calls1: int) -> float | None:
-    """Two-sided p-value that two error rates differ (pooled z-test); None when untestable."""
-    if calls0 == 0 or calls1 == 0:
-        return None
-    pooled = (errors0 + errors1) / (calls0 + calls1)
-    if pooled in (0.0, 1.0):
-        return 1.0
-    se = math.sqrt(pooled * (1 - pooled) * (1 / calls0 + 1 / calls1))
-    return two_sided_p((errors1 / calls1 - errors0 / calls0) / se)
-
-
-def mann_whitney_p(n0: int, n1: int, rank_sum0: float, tie_term: float) -> float | None:
-    """Two-sided p-value of the U test from side 0's rank sum; tie_term = Σ(t³ - t)."""
-    if n0 == 0 or n1 == 0:
-        return None
-    n = n0 + n1
-    u0 = rank_sum0 - n0 * (n0 + 1) / 2
-    variance = n0 * n1 / 12 * ((n + 1) - tie_term / (n * (n - 1)))
-    if variance <= 0:
-        return 1.0
-    return two_sided_p((u0 - n0 * n1 / 2) / math.sqrt(variance))
-
-
-def poisson_rates_p(count0: int, span0: float, count1: int, span1: float) -> float | None:
-    """Two-sided p-value that two event counts over time spans have different rates."""
-    if span0 <= 0 or span1 <= 0 or count0 + count1 == 0:
-        return None
-    n = count0 + count1
-    share = span0 / (span0 + span1)
-    return two_sided_p((count0 - n * share) / math.sqrt(n * share * (1 - share)))
-
-
-def _span_s(graph: ServiceGraph) -> float:
-    window = graph.window
-    if window.start_ns is None or window.end_ns is None:
+def _rate_span_s(window: TimeRange, coverage: TimeRange) -> float:
+    """Seconds of the requested window that the data covers (the window clipped to the data)."""
+    clipped = intersect(coverage, window)
+    if clipped.since_ns is None or clipped.until_ns is None:
         return 0.0
-    return max(window.end_ns - window.start_ns, 1) / 1e9
+    return max(clipped.until_ns - clipped.since_ns, 0) / 1e9
 
 
 # ---- samples ---------------------------------------------------------------------------------
@@ -330,10 +303,11 @@ def _metric_changes(
 def _structure_change(
     kind: ChangeKind, key: Key, figures: _Figures, own_span: float, other_span: float
 ) -> Change:
-    """A part seen on one side only; significant when its absence is unlikely by chance."""
+    """A part seen on one side only; significant when it has calls enough to judge by and its
+    absence on the other side is unlikely at its rate."""
     expected = figures.calls * other_span / own_span if own_span > 0 else 0.0
     p = math.exp(-expected) if own_span > 0 and other_span > 0 else None
-    significant = p is not None and p < ALPHA
+    significant = p is not None and p < ALPHA and figures.calls >= MIN_SAMPLES
     before, after = (0, figures.calls) if kind == "added" else (figures.calls, 0)
     return Change(
         kind,
@@ -349,12 +323,40 @@ def _structure_change(
     )
 
 
+def _depths(*graphs: ServiceGraph) -> dict[str, int]:
+    """Hops from the entry points (user nodes, and nodes nothing calls) over both maps' edges.
+
+    A node only reachable through a cycle keeps depth 0.
+    """
+    callees: dict[str, set[str]] = {}
+    called: set[str] = set()
+    nodes: dict[str, str] = {}
+    for graph in graphs:
+        nodes.update((n.id, n.kind) for n in graph.nodes)
+        for edge in graph.edges:
+            callees.setdefault(edge.source, set()).add(edge.target)
+            called.add(edge.target)
+    roots = sorted(n for n, kind in nodes.items() if kind == "user" or n not in called)
+    depth = dict.fromkeys(roots, 0)
+    queue = deque(roots)
+    while queue:
+        node = queue.popleft()
+        for other in sorted(callees.get(node, ())):
+            if other not in depth:
+                depth[other] = depth[node] + 1
+                queue.append(other)
+    return depth
+
+
 def compare(
-    before: ServiceGraph, after: ServiceGraph, latency_p: dict[Key, float | None]
+    before: ServiceGraph,
+    after: ServiceGraph,
+    latency_p: dict[Key, float | None],
+    spans: tuple[float, float],
 ) -> tuple[Change, ...]:
-    """Every change between the two graphs, ranked by severity."""
+    """Every change between the two graphs, ranked by severity; `spans` are the two sides'
+    time spans in seconds, for call rates."""
     a, b = _figures(before), _figures(after)
-    spans = (_span_s(before), _span_s(after))
     changes: list[Change] = []
     for key in sorted(a.keys() | b.keys(), key=lambda k: (k[0], k[1] or "")):
         if key in a and key in b:
@@ -363,7 +365,16 @@ def compare(
             changes.append(_structure_change("added", key, b[key], spans[1], spans[0]))
         else:
             changes.append(_structure_change("removed", key, a[key], spans[0], spans[1]))
-    return tuple(sorted(changes, key=Change.sort_key))
+    depth = _depths(before, after)
+    placed = (replace(c, depth=depth.get(c.source, 0)) for c in changes)
+    return tuple(sorted(placed, key=Change.sort_key))
+
+
+def _no_spans(side: Side, coverage: TimeRange | None) -> UsageError:
+    if coverage is None:
+        return UsageError(f"{side.option}: there are no spans in the data")
+    start, end = format_time(coverage.since_ns), format_time(coverage.until_ns)
+    return UsageError(f"{side.option}: the window has no spans (the data covers {start} – {end})")
 
 
 def diff_sides(
@@ -372,84 +383,26 @@ def diff_sides(
     before: Side,
     after: Side,
 ) -> Diff:
-    """Pair each side in one connection, keep its samples, then compare."""
+    """Pair each side in one connection, keep its samples, then compare.
+
+    A side with no spans is a UsageError naming the time the data covers.
+    """
     con = connect()
     try:
-        graphs = []
-        for side, (sources, window) in enumerate(
-            ((before_sources, before.window), (after_sources, after.window))
-        ):
-            graphs.append(prepare(con, sources, window))
+        graphs: list[ServiceGraph] = []
+        spans: list[float] = []
+        coverage: TimeRange | None = None
+        for side, (sources, part) in enumerate(((before_sources, before), (after_sources, after))):
+            if side == 0 or sources is not before_sources:
+                coverage = data_coverage(con, sources)
+            graph = prepare(con, sources, part.window)
+            if coverage is None or graph.window.start_ns is None:
+                raise _no_spans(part, coverage)
+            graphs.append(graph)
+            spans.append(_rate_span_s(part.window, coverage))
             _keep_samples(con, side)
         latency_p = _latency_tests(con)
     finally:
         con.close()
-    return Diff(
-        graphs[0], graphs[1], before.label, after.label, compare(graphs[0], graphs[1], latency_p)
-    )
-
-
-def parse_release(text: str) -> tuple[str, str]:
-    service, at, version = text.rpartition("@")
-    if not at or not service or not version:
-        raise UsageError(f"--release: expected SERVICE@VERSION, got {text!r}")
-    return service, version
-
-
-def release_time(sources: SpanSources, service: str, version: str, window: TimeRange) -> int:
-    """When spans of `service` with service.version `version` first appear in the window.
-
-    The split is the start of the first trace that reached the new version, so that trace
-    falls wholly on the after side.
-    """
-    con = connect()
-    try:
-        register_identity(con, sources, window)
-        # From the start of the trace that first reached the release, so that trace is whole.
-        row = con.execute(
-            """
-            WITH first AS (
-                SELECT trace_id FROM span_identity
-                WHERE service_name = $service AND service_version = $version
-                ORDER BY start_time, trace_id LIMIT 1
-            )
-            SELECT epoch_ns(min(start_time)) FROM span_identity
-            WHERE trace_id IN (SELECT trace_id FROM first)
-            """,
-            {"service": service, "version": version},
-        ).fetchone()
-        if row is not None and row[0] is not None:
-            return int(row[0])
-        versions = [
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT service_version FROM span_identity "
-                "WHERE service_name = $service AND service_version IS NOT NULL ORDER BY 1",
-                {"service": service},
-            ).fetchall()
-        ]
-        if versions:
-            raise UsageError(
-                f"--release: {service} has no spans of version {version!r}; "
-                f"versions seen: {', '.join(versions[:10])}"
-            )
-        names = [
-            r[0] for r in con.execute("SELECT DISTINCT service_name FROM span_identity").fetchall()
-        ]
-    finally:
-        con.close()
-    if service in names:
-        raise UsageError(f"--release: {service} spans carry no service.version")
-    raise no_such_service("--release", service, names)
-
-
-def release_sides(
-    sources: SpanSources, service: str, version: str, window: TimeRange
-) -> tuple[Side, Side]:
-    """The windows before and after the release of `service` at `version`."""
-    split = release_time(sources, service, version, window)
-    release = f"{service}@{version}"
-    return (
-        Side(f"before {release}", intersect(window, TimeRange(None, split))),
-        Side(f"{release} and after", intersect(window, TimeRange(split, None))),
-    )
+    changes = compare(graphs[0], graphs[1], latency_p, (spans[0], spans[1]))
+    return Diff(graphs[0], graphs[1], before.label, after.label, changes)

@@ -4,24 +4,27 @@ is affected (DESIGN §7, `servicemap investigate`).
 Counting rules:
 - S's failed requests are its SERVER and CONSUMER spans with status ERROR; a failed retry is
   another failed request.
-- Each failed request is followed down its trace through failing children only; the deepest
-  failing span (the last to start among equally deep ones: the attempt whose error propagated)
-  is where that request's error starts. Its service is the origin; the origin edge is the call
-  into that service (or, for a failing client call that reached no instrumented server, the
-  call out of it to the database or external node).
-- Slow requests are S's incoming spans at or above S's p95 (the slowest `MAX_SLOW` of them);
-  their critical paths (the chain of spans each request waited on) are split by service.
+- Each failed request is followed down its trace through failing children (and through
+  unmarked INTERNAL spans with a failing span below); the deepest failing span (the last to
+  start among equally deep ones: the attempt whose error propagated) is where that request's
+  error starts. Its service is the origin; the origin edge is the call into that service (or,
+  for a failing client call that reached no instrumented server, the call out of it to the
+  database or external node); the services the walk went through are its path.
+- Slow requests (slow.py): S's incoming spans at or above S's p95; their critical paths are
+  split by service.
 - Affected users: the distinct users in traces where S failed, and in all traces of the window.
   A trace's users are the values of its first identity attribute present, in the order
   enduser.id, user.id, session.id.
 
-The heavy lifting is SQL over the slim spans; Python only walks the few slow requests' spans.
+The heavy lifting is SQL over the slim spans.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -36,16 +39,18 @@ from servicemap.analysis.prepared import (
     prepare,
     register_identity,
 )
+from servicemap.analysis.slow import Contributor, slow_requests
 from servicemap.build import connect, sql_string
 from servicemap.errors import UsageError
 from servicemap.graph import ServiceGraph
 from servicemap.pairing import K_CLIENT, K_CONSUMER, K_SERVER
+from servicemap.schema import SpanKind
 from servicemap.sources import SpanSources
 from servicemap.timeparse import TimeRange
 
 EXAMPLES = 3
-MAX_SLOW = 200
 INCOMING = f"kind IN ({K_SERVER}, {K_CONSUMER})"
+IN_PROCESS = f"kind IN ({int(SpanKind.UNSPECIFIED)}, {int(SpanKind.INTERNAL)})"
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class OriginEdge:
     failed_requests: int
     share: float
     example_traces: tuple[str, ...]
+    path: tuple[str, ...] = ()  # the services the errors most often took from S to `target`
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,22 +85,7 @@ class OriginEdge:
             "failed_requests": self.failed_requests,
             "share": self.share,
             "example_traces": list(self.example_traces),
-        }
-
-
-@dataclass(frozen=True)
-class Contributor:
-    service: str
-    critical_path_ms: float  # mean time on the critical path per slow request
-    share: float
-    example_traces: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "critical_path_ms": self.critical_path_ms,
-            "share": self.share,
-            "example_traces": list(self.example_traces),
+            "path": list(self.path),
         }
 
 
@@ -156,9 +147,7 @@ class Investigation:
 
 
 def _hops(graph: ServiceGraph, service: str, depth: int) -> tuple[dict[str, int], dict[str, int]]:
-    digraph = nx.DiGraph()
-    digraph.add_nodes_from(n.id for n in graph.nodes)
-    digraph.add_edges_from((e.source, e.target) for e in graph.edges)
+    digraph = _digraph(graph)
     down = nx.single_source_shortest_path_length(digraph, service, cutoff=depth)
     up = nx.single_source_shortest_path_length(digraph.reverse(copy=False), service, cutoff=depth)
 
@@ -170,7 +159,13 @@ def _hops(graph: ServiceGraph, service: str, depth: int) -> tuple[dict[str, int]
     return ordered(up), ordered(down)
 
 
-# The failing chains below each of S's failed requests, and the deepest span of each.
+# The failing chains below each of S's failed requests, and the deepest failing span of each.
+# A chain steps to failing children, and through an unmarked INTERNAL (or unspecified) span
+# with a failing span below it: in-process spans often carry no status, and an error passes
+# through them unseen. A CLIENT or SERVER span that did not fail is never stepped through: the
+# call worked, so whatever failed below it was handled (a retry, a fallback). `path` is the
+# services the chain went through, from S to the origin (and on to the database or external
+# node of a failing call out of it).
 ORIGINS = f"""
 CREATE OR REPLACE TEMP TABLE origin_rows AS
 WITH RECURSIVE failed_requests AS (
@@ -185,18 +180,35 @@ WITH RECURSIVE failed_requests AS (
                'user') AS caller
     FROM s AS r
     WHERE r.service_name = $service AND r.{INCOMING} AND r.failed
+), unmarked_above AS (
+    -- unmarked in-process spans with a failed span below them (through such spans only)
+    SELECT p.trace_id, p.span_id, p.parent_span_id
+    FROM s AS f JOIN s AS p ON p.trace_id = f.trace_id AND p.span_id = f.parent_span_id
+    WHERE f.failed AND f.trace_id IN (SELECT trace_id FROM failed_requests)
+      AND p.{IN_PROCESS} AND NOT p.failed
+    UNION
+    SELECT p.trace_id, p.span_id, p.parent_span_id
+    FROM unmarked_above AS u JOIN s AS p
+      ON p.trace_id = u.trace_id AND p.span_id = u.parent_span_id
+    WHERE p.{IN_PROCESS} AND NOT p.failed
 ), failing AS (
-    SELECT * FROM s WHERE failed AND trace_id IN (SELECT trace_id FROM failed_requests)
+    SELECT * FROM s
+    WHERE trace_id IN (SELECT trace_id FROM failed_requests)
+      AND (failed OR ({IN_PROCESS} AND EXISTS (
+          SELECT 1 FROM unmarked_above AS u
+          WHERE u.trace_id = s.trace_id AND u.span_id = s.span_id)))
 ), chain AS (
     SELECT trace_id, span_id AS request_id, span_id, service_name, kind, caller, 0 AS depth,
-           start_time
+           start_time, TRUE AS failed, [service_name] AS path
     FROM failed_requests
     UNION ALL
     -- failing children, and the server half of a Zipkin shared span under its client half
     SELECT c.trace_id, chain.request_id, c.span_id, c.service_name, c.kind,
            CASE WHEN c.service_name <> chain.service_name THEN chain.service_name
                 ELSE chain.caller END,
-           chain.depth + 1, c.start_time
+           chain.depth + 1, c.start_time, c.failed,
+           CASE WHEN c.service_name <> chain.service_name
+                THEN list_append(chain.path, c.service_name) ELSE chain.path END
     FROM chain JOIN failing AS c
       ON c.trace_id = chain.trace_id
      AND (c.parent_span_id = chain.span_id
@@ -204,22 +216,26 @@ WITH RECURSIVE failed_requests AS (
               AND c.service_name <> chain.service_name))
     WHERE chain.depth < {MAX_DEPTH}
 ), deepest AS (
-    SELECT * FROM chain
+    SELECT * FROM chain WHERE failed
     QUALIFY row_number() OVER (
         PARTITION BY trace_id, request_id
         ORDER BY depth DESC, start_time DESC, span_id DESC) = 1
+), origins AS (
+    SELECT d.trace_id, d.request_id, d.service_name AS origin, d.start_time, d.path,
+           CASE WHEN o.kind = {K_CLIENT} THEN d.service_name ELSE d.caller END AS edge_source,
+           CASE WHEN o.kind = {K_CLIENT}
+                THEN COALESCE((SELECT min(k.service_name) FROM s AS k
+                               WHERE k.trace_id = d.trace_id AND k.parent_span_id = d.span_id
+                                 AND (k.kind = {K_SERVER} OR k.service_name <> d.service_name)),
+                              o.client_target, d.service_name)
+                ELSE d.service_name END AS edge_target
+    FROM deepest AS d
+    JOIN s AS o ON o.trace_id = d.trace_id AND o.span_id = d.span_id
+               AND o.service_name = d.service_name
 )
-SELECT d.trace_id, d.request_id, d.service_name AS origin, d.start_time,
-       CASE WHEN o.kind = {K_CLIENT} THEN d.service_name ELSE d.caller END AS edge_source,
-       CASE WHEN o.kind = {K_CLIENT}
-            THEN COALESCE((SELECT min(k.service_name) FROM s AS k
-                           WHERE k.trace_id = d.trace_id AND k.parent_span_id = d.span_id
-                             AND (k.kind = {K_SERVER} OR k.service_name <> d.service_name)),
-                          o.client_target, d.service_name)
-            ELSE d.service_name END AS edge_target
-FROM deepest AS d
-JOIN s AS o ON o.trace_id = d.trace_id AND o.span_id = d.span_id
-           AND o.service_name = d.service_name
+SELECT trace_id, request_id, origin, start_time, edge_source, edge_target,
+       CASE WHEN edge_target <> origin THEN list_append(path, edge_target) ELSE path END AS path
+FROM origins
 """
 
 
@@ -262,120 +278,60 @@ def _origins(
         "ORDER BY n DESC, edge_source, edge_target"
     ).fetchall()
     edge_examples = _examples(con, "edge_source, edge_target")
+    paths = {
+        (src, dst): tuple(path)
+        for src, dst, path in con.execute(
+            "SELECT edge_source, edge_target, path FROM origin_rows "
+            "GROUP BY edge_source, edge_target, path "
+            "QUALIFY row_number() OVER (PARTITION BY edge_source, edge_target "
+            "ORDER BY count(*) DESC, path) = 1"
+        ).fetchall()
+    }
     edges = tuple(
-        OriginEdge(src, dst, int(n), round(n / total, 6), tuple(edge_examples[(src, dst)]))
+        OriginEdge(
+            src,
+            dst,
+            int(n),
+            round(n / total, 6),
+            tuple(edge_examples[(src, dst)]),
+            paths[(src, dst)],
+        )
         for src, dst, n in by_edge
     )
     return total, origins, edges
 
 
-# The spans under S's slowest requests (those at or above its p95).
-SLOW_SPANS = f"""
-WITH RECURSIVE slow AS (
-    SELECT trace_id, span_id, service_name FROM s
-    WHERE service_name = $service AND {INCOMING} AND duration_ns >= $p95
-    ORDER BY duration_ns DESC, trace_id, span_id LIMIT {MAX_SLOW}
-), tree AS (
-    SELECT trace_id, span_id AS request_id, span_id, NULL::UBIGINT AS parent_span_id,
-           service_name, 0 AS depth
-    FROM slow
-    UNION ALL
-    SELECT c.trace_id, tree.request_id, c.span_id, c.parent_span_id, c.service_name,
-           tree.depth + 1
-    FROM tree JOIN s AS c ON c.trace_id = tree.trace_id AND c.parent_span_id = tree.span_id
-    WHERE tree.depth < {MAX_DEPTH}
-      AND c.trace_id IN (SELECT trace_id FROM slow)
-)
-SELECT {TRACE_HEX.format(column="t.trace_id")}, t.request_id, t.span_id, t.parent_span_id,
-       t.service_name, epoch_ns(sp.start_time), epoch_ns(sp.start_time) + sp.duration_ns,
-       CASE WHEN sp.kind = {K_CLIENT} THEN sp.client_target END
-FROM tree AS t
-JOIN s AS sp ON sp.trace_id = t.trace_id AND sp.span_id = t.span_id
-            AND sp.service_name = t.service_name
-WHERE sp.duration_ns IS NOT NULL
-ORDER BY 1, 2, 6, 3
-"""
-
-SpanRow = tuple[int, str, int, int, str | None]  # id, service, start, end, client target
+def _digraph(graph: ServiceGraph) -> nx.DiGraph:
+    digraph = nx.DiGraph()
+    digraph.add_nodes_from(n.id for n in graph.nodes)
+    digraph.add_edges_from((e.source, e.target) for e in graph.edges)
+    return digraph
 
 
-def critical_path(
-    root: SpanRow, children: dict[int, list[SpanRow]], totals: dict[str, int]
-) -> None:
-    """Add to `totals` the time each service spends on the critical path below `root`.
-
-    Walking back from the span's end, the child that ended last is what the span waited for;
-    before that child started, the next one that ended, and so on; gaps are the span's own.
-    A client call that reached no instrumented server waited on its database or external
-    node: that time is the node's.
-    """
-    stack: list[tuple[SpanRow, int, int]] = [(root, root[3], 0)]
-    while stack:
-        span, end, depth = stack.pop()
-        span_id, service, start, _, target = span
-        kids = children.get(span_id, [])
-        if not kids and target is not None:
-            service = target
-        cursor = end
-        for child in sorted(kids, key=lambda c: (-c[3], c[2])):
-            if cursor <= start:
-                break
-            if child[2] >= cursor or depth >= MAX_DEPTH:
-                continue
-            child_end = min(child[3], cursor)
-            totals[service] += cursor - child_end
-            stack.append((child, child_end, depth + 1))
-            cursor = max(child[2], start)
-        totals[service] += max(cursor - start, 0)
-
-
-def _latency(
-    con: duckdb.DuckDBPyConnection, service: str
-) -> tuple[float | None, int, tuple[Contributor, ...]]:
-    row = con.execute(
-        f"SELECT quantile_cont(duration_ns, 0.95) FROM s "
-        f"WHERE service_name = $service AND {INCOMING}",
-        {"service": service},
-    ).fetchone()
-    if row is None or row[0] is None:
-        return None, 0, ()
-    p95 = float(row[0])
-    rows = con.execute(SLOW_SPANS, {"service": service, "p95": p95}).fetchall()
-    requests: dict[tuple[str, int], list[tuple[Any, ...]]] = defaultdict(list)
-    for row in rows:
-        requests[(row[0], row[1])].append(row)
-    per_service: dict[str, int] = defaultdict(int)
-    examples: dict[str, list[str]] = defaultdict(list)
-    for (trace_hex, request_id), spans in requests.items():
-        children: dict[int, list[SpanRow]] = defaultdict(list)
-        root: SpanRow | None = None
-        for _, _, span_id, parent_id, name, start, end, target in spans:
-            span = (span_id, name, start, end, target)
-            if span_id == request_id and root is None:
-                root = span
-            elif parent_id is not None:
-                children[parent_id].append(span)
-        if root is None:
+def path_edges(digraph: nx.DiGraph, services: Sequence[str]) -> list[tuple[str, str]]:
+    """The map's edges along a path of services: each step by its edge, or, where the map has
+    none (a message goes through its topic's node), by the shortest way round on the map."""
+    found: list[tuple[str, str]] = []
+    for step in itertools.pairwise(services):
+        if digraph.has_edge(*step):
+            found.append(step)
             continue
-        totals: dict[str, int] = defaultdict(int)
-        critical_path(root, children, totals)
-        for name, ns in totals.items():
-            per_service[name] += ns
-            if ns > 0 and len(examples[name]) < EXAMPLES and trace_hex not in examples[name]:
-                examples[name].append(trace_hex)
-    slow = len(requests)
-    whole = sum(per_service.values())
-    contributors = tuple(
-        Contributor(
-            name,
-            round(ns / slow / 1e6, 3),
-            round(ns / whole, 6) if whole else 0.0,
-            tuple(sorted(examples[name])),
-        )
-        for name, ns in sorted(per_service.items(), key=lambda kv: (-kv[1], kv[0]))
-        if ns > 0
-    )
-    return round(p95 / 1e6, 3), slow, contributors
+        try:
+            found.extend(itertools.pairwise(nx.shortest_path(digraph, *step)))
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            continue
+    return found
+
+
+def origin_path_edges(found: Investigation, top: int | None = None) -> list[tuple[str, str]]:
+    """The map's edges from S along the errors' path to each origin edge, and those edges."""
+    digraph = _digraph(found.graph)
+    edges: list[tuple[str, str]] = []
+    for origin in found.origin_edges[:top]:
+        for edge in [*path_edges(digraph, origin.path), (origin.source, origin.target)]:
+            if edge not in edges:
+                edges.append(edge)
+    return edges
 
 
 def _affected_users(con: duckdb.DuckDBPyConnection) -> AffectedUsers:
@@ -421,6 +377,23 @@ def _affected_users(con: duckdb.DuckDBPyConnection) -> AffectedUsers:
     return AffectedUsers(failing, total, by_attribute, examples)
 
 
+def _not_a_service(graph: ServiceGraph, service: str) -> UsageError:
+    """--service names a node with no spans of its own: the user node, a database, an API."""
+    kind = graph.node(service).kind
+    if kind == "user":
+        called = ", ".join(sorted({e.target for e in graph.edges if e.source == service}))
+        return UsageError(
+            f"--service {service} is the map's user node: the requests that came from outside "
+            f"the traced services, not a service; investigate one it calls: {called}"
+        )
+    callers = ", ".join(sorted({e.source for e in graph.edges if e.target == service}))
+    article = "an" if kind[0] in "aeiou" else "a"
+    return UsageError(
+        f"--service {service} is {article} {kind} node, with no spans of its own to "
+        f"follow; investigate a service that calls it: {callers}"
+    )
+
+
 def investigate(
     sources: SpanSources, service: str, window: TimeRange | None = None, depth: int = 1
 ) -> Investigation:
@@ -433,13 +406,7 @@ def investigate(
         if service not in {n.id for n in graph.nodes}:
             raise no_such_service("--service", service, services)
         if service not in services:
-            kind = graph.node(service).kind
-            callers = ", ".join(sorted({e.source for e in graph.edges if e.target == service}))
-            article = "an" if kind[0] in "aeiou" else "a"
-            raise UsageError(
-                f"--service {service} is {article} {kind} node, with no spans of its own to "
-                f"follow; investigate a service that calls it: {callers}"
-            )
+            raise _not_a_service(graph, service)
         register_identity(con, sources, window)
         counts = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE failed) FROM s "
@@ -448,16 +415,12 @@ def investigate(
         ).fetchone()
         requests, failed = (int(counts[0]), int(counts[1])) if counts else (0, 0)
         _, origins, origin_edges = _origins(con, service)
-        p95_ms, slow, contributors = _latency(con, service)
+        p95_ms, slow, contributors = slow_requests(con, service)
         users = _affected_users(con)
     finally:
         con.close()
     upstream, downstream = _hops(graph, service, depth)
-    keep = {service, *upstream, *downstream}
-    keep.update(e.source for e in origin_edges)
-    keep.update(e.target for e in origin_edges)
-    keep.update(c.service for c in contributors)
-    return Investigation(
+    found = Investigation(
         service=service,
         depth=depth,
         requests=requests,
@@ -471,5 +434,9 @@ def investigate(
         latency_contributors=contributors,
         affected_users=users,
         graph=graph,
-        neighbourhood=keep_nodes(graph, keep),
+        neighbourhood=graph,
     )
+    # Every node on the errors' paths to their origins shows, whatever the depth.
+    keep = {service, *upstream, *downstream, *(c.service for c in contributors)}
+    keep.update(node for edge in origin_path_edges(found) for node in edge)
+    return replace(found, neighbourhood=keep_nodes(graph, keep))

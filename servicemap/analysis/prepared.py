@@ -54,6 +54,21 @@ def prepare(
     return build.graph_from_prepared(con, build.prepare_calls(con, sources, window))
 
 
+def data_coverage(con: duckdb.DuckDBPyConnection, sources: SpanSources) -> TimeRange | None:
+    """From the first span's start to the last span's end, over every span of the sources
+    (no window); None when they hold no span."""
+    build.register_spans(
+        con, sources, TimeRange(), ("start_time", "duration_ns"), view="coverage_spans"
+    )
+    (row,) = con.execute(
+        "SELECT epoch_ns(min(start_time)), "
+        "max(epoch_ns(start_time) + COALESCE(greatest(duration_ns, 0), 0)) FROM coverage_spans"
+    ).fetchall()
+    if row[0] is None:
+        return None
+    return TimeRange(int(row[0]), int(row[1]))
+
+
 def register_identity(
     con: duckdb.DuckDBPyConnection, sources: SpanSources, window: TimeRange
 ) -> None:

@@ -1,38 +1,21 @@
-"""Text, JSON and pictures of a diff or an investigation.
-
-Pictures reuse the map's DOT (render/dot.py) and restyle the parts that matter: the DOT
-renderer writes one line per node (`"id" [..];`) and per edge (`"a" -> "b" [..];`), and in a
-DOT attribute list the last value of an attribute wins, so appending attributes to those
-lines overrides the status colours without touching the renderer.
-"""
+"""Text and JSON of a diff or an investigation, and the HTML page around a map (the maps
+themselves are drawn by pictures.py)."""
 
 from __future__ import annotations
 
 import html
-import itertools
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
-from servicemap.alerts import apply_default_status
-from servicemap.analysis.diff import Change, Diff
+from servicemap.analysis.diff import Diff
 from servicemap.analysis.investigate import Investigation
 from servicemap.errors import RenderError
-from servicemap.graph import Edge, Node, ServiceGraph, format_time
-from servicemap.render.dot import quote, render_dot
+from servicemap.graph import ServiceGraph, format_time
 from servicemap.render.image import layout
-from servicemap.render.options import RenderOptions
 
-ADDED = {"color": "#1a7f37", "penwidth": "3.5"}
-REMOVED = {"color": "#8a8a8a", "style": "dashed", "penwidth": "2"}
-DEGRADED = {"color": "#c0162b", "penwidth": "4"}
-IMPROVED = {"color": "#1f5fbf", "penwidth": "3"}
-ORIGIN = {"color": "#c0162b", "penwidth": "4.5"}
-SLOW = {"color": "#d97706", "penwidth": "3.5"}
 REPORT_FORMATS = ("text", "json", "svg", "html")
 Judge = Callable[[ServiceGraph], ServiceGraph]  # gives nodes and edges their alert status
-SLOW_SHARE = 0.2  # a service drawn as on the slow path holds this share of the critical path
 
 
 def dumps(data: dict[str, Any]) -> str:
@@ -120,10 +103,12 @@ def investigate_text(found: Investigation) -> str:
         ]
         lines.extend("  " + line for line in _table(["origin", "failed", "share", "traces"], rows))
         rows = [
-            [f"{e.source} -> {e.target}", str(e.failed_requests), _pct(e.share)]
+            [f"{e.source} -> {e.target}", str(e.failed_requests), _pct(e.share), " → ".join(e.path)]
             for e in found.origin_edges
         ]
-        lines.extend("  " + line for line in _table(["origin edge", "failed", "share"], rows))
+        lines.extend(
+            "  " + line for line in _table(["origin edge", "failed", "share", "path"], rows)
+        )
     else:
         lines.append("no failed requests in the window")
     lines.append("")
@@ -152,109 +137,9 @@ def investigate_text(found: Investigation) -> str:
 # ---- pictures --------------------------------------------------------------------------------
 
 
-def _restyle(
-    dot: str, nodes: dict[str, dict[str, str]], edges: dict[tuple[str, str], dict[str, str]]
-) -> str:
-    prefixes_n = {f"{quote(n)} [": style for n, style in nodes.items()}
-    prefixes_e = {f"{quote(s)} -> {quote(t)} [": style for (s, t), style in edges.items()}
-    out = []
-    for line in dot.splitlines():
-        stripped = line.lstrip()
-        style = None
-        for prefix, candidate in (*prefixes_e.items(), *prefixes_n.items()):
-            if stripped.startswith(prefix):
-                style = candidate
-                break
-        if style is not None and line.endswith("];"):
-            extra = ", ".join(f"{k}={quote(v)}" for k, v in style.items())
-            line = line[: -len("];")] + f", {extra}];"
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
 def layout_svg(dot: str) -> bytes:
     """DOT text → SVG with graphviz."""
     return layout(dot, "svg")
-
-
-def _merged(diff: Diff) -> ServiceGraph:
-    """The after map plus what only the before map had."""
-    after = diff.after
-    have_nodes = {n.id for n in after.nodes}
-    have_edges = {(e.source, e.target) for e in after.edges}
-    nodes: list[Node] = [*after.nodes, *(n for n in diff.before.nodes if n.id not in have_nodes)]
-    edges: list[Edge] = [
-        *after.edges,
-        *(e for e in diff.before.edges if (e.source, e.target) not in have_edges),
-    ]
-    return replace(after, nodes=tuple(nodes), edges=tuple(edges))
-
-
-def _styles(
-    changes: Iterable[Change],
-) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], dict[str, str]]]:
-    nodes: dict[str, dict[str, str]] = {}
-    edges: dict[tuple[str, str], dict[str, str]] = {}
-    for change in changes:
-        if not change.significant and change.kind == "changed":
-            continue
-        if change.kind == "added":
-            style = ADDED
-        elif change.kind == "removed":
-            style = REMOVED
-        elif change.tier <= 1:
-            style = DEGRADED
-        else:
-            style = IMPROVED
-        if change.target is None:
-            nodes.setdefault(change.source, style)
-        else:
-            edges.setdefault((change.source, change.target), style)
-    return nodes, edges
-
-
-def diff_dot(diff: Diff, judge: Judge = apply_default_status) -> str:
-    graph = judge(_merged(diff))
-    options = RenderOptions(
-        view=f"diff: {diff.before_label} → {diff.after_label}; green new, red degraded, "
-        "blue improved, dashed grey removed"
-    )
-    nodes, edges = _styles(diff.changes)
-    return _restyle(render_dot(graph, options), nodes, edges)
-
-
-def investigate_dot(found: Investigation, judge: Judge = apply_default_status) -> str:
-    graph = judge(found.neighbourhood)
-    options = RenderOptions(
-        focus=found.service,
-        view=f"investigate {found.service}; red: where its errors start, orange: slow path",
-    )
-    nodes: dict[str, dict[str, str]] = {}
-    edges: dict[tuple[str, str], dict[str, str]] = {}
-    for contributor in found.latency_contributors[:3]:
-        if contributor.service != found.service and contributor.share >= SLOW_SHARE:
-            nodes.setdefault(contributor.service, SLOW)
-    for origin in found.error_origins[:3]:
-        nodes[origin.service] = ORIGIN
-    for edge in found.origin_edges[:3]:
-        edges[(edge.source, edge.target)] = ORIGIN
-    # The path from S down to the top origin, along the map's edges.
-    if found.error_origins:
-        for pair in _path(graph, found.service, found.error_origins[0].service):
-            edges.setdefault(pair, ORIGIN)
-    return _restyle(render_dot(graph, options), nodes, edges)
-
-
-def _path(graph: ServiceGraph, source: str, target: str) -> list[tuple[str, str]]:
-    import networkx as nx
-
-    digraph = nx.DiGraph()
-    digraph.add_edges_from((e.source, e.target) for e in graph.edges)
-    try:
-        nodes = nx.shortest_path(digraph, source, target)
-    except (nx.NetworkXNoPath, nx.NodeNotFound):
-        return []
-    return list(itertools.pairwise(nodes))
 
 
 def html_page(title: str, text: str, dot: str) -> str:
