@@ -1,6 +1,8 @@
 """The `servicemap` command: a thin click layer over the library.
 
-The composition root: the only servicemap module allowed to import `collector`.
+The composition root: the only servicemap module allowed to import `collector`. It imports
+what a command needs when the command runs: `servicemap --help` and the re-drawing of a saved
+graph never load gRPC, DuckDB or pyarrow (tests/test_cli.py checks it).
 """
 
 from __future__ import annotations
@@ -9,17 +11,17 @@ import functools
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import click
-import duckdb
 
 from servicemap import __version__
 from servicemap.analysis.focus import GROUP_BY_KEYS, narrow
 from servicemap.cli_options import window_options
 from servicemap.errors import ServicemapError
 from servicemap.graph import ServiceGraph
+from servicemap.graph_file import find_graph, saved_graph
 from servicemap.output import write_output
 from servicemap.render.dot import render_dot
 from servicemap.render.grafana import render_grafana
@@ -27,7 +29,6 @@ from servicemap.render.html import render_html
 from servicemap.render.image import IMAGE_FORMATS, render_image
 from servicemap.render.mermaid import render_mermaid
 from servicemap.render.options import RenderOptions
-from servicemap.status import graph_with_status
 from servicemap.timeparse import TimeRange
 
 
@@ -46,12 +47,23 @@ RENDERERS: dict[str, Callable[[ServiceGraph, RenderOptions], str | bytes]] = {
 
 
 class LazyGroup(click.Group):
-    """Commands from heavier modules load only when used: `render` never pays for gRPC."""
+    """Commands from heavier modules load only when used: `render` never pays for gRPC, and
+    `servicemap --help` lists them by their help line without importing them."""
 
-    lazy_commands: ClassVar[dict[str, str]] = {
-        "collect": "collector.command:collect",
-        "diff": "servicemap.analysis.commands:diff",
-        "investigate": "servicemap.analysis.commands:investigate",
+    # name → (module:attribute, the command's help line, as its docstring starts)
+    lazy_commands: ClassVar[dict[str, tuple[str, str]]] = {
+        "collect": (
+            "collector.command:collect",
+            "Receive OTLP traces (gRPC and HTTP) and write them to a Parquet dataset.",
+        ),
+        "diff": (
+            "servicemap.analysis.commands:diff",
+            "Compare BEFORE and AFTER: two sources, two windows of SOURCE..., or a release.",
+        ),
+        "investigate": (
+            "servicemap.analysis.commands:investigate",
+            "Where SERVICE's errors start, what makes it slow, and who is affected.",
+        ),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -59,11 +71,27 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy_commands:
-            module_name, _, attribute = self.lazy_commands[cmd_name].partition(":")
+            module_name, _, attribute = self.lazy_commands[cmd_name][0].partition(":")
             command = getattr(importlib.import_module(module_name), attribute)
             assert isinstance(command, click.Command)
             return command
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in self.lazy_commands:
+                stand_in = click.Command(name, help=self.lazy_commands[name][1])
+                text = stand_in.get_short_help_str(limit)
+            else:
+                command = super().get_command(ctx, name)
+                assert command is not None
+                text = command.get_short_help_str(limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -147,11 +175,38 @@ def render(
     response), OTLP protobuf, Jaeger JSON (UI download or api_v2) or Zipkin v2 JSON,
     optionally gzip-compressed; the format is read from the content. Every span counts
     unless --since/--until narrow the window.
+
+    SOURCE may instead be one saved graph JSON (what --format json writes): the map is
+    re-drawn without reading spans, with its saved statuses unless --rules or --alerts
+    judge it again.
     """
-    graph = graph_with_status(sources, TimeRange.parse(since, until), rules_file, alerts_file)
+    window = since is not None or until is not None
+    graph_path = find_graph(sources)
+    saved = (
+        saved_graph(graph_path, window, rules_file, alerts_file) if graph_path is not None else None
+    )
+    if saved is not None:
+        graph = saved
+    else:
+        graph = graph_with_status(sources, TimeRange.parse(since, until), rules_file, alerts_file)
     graph, view = narrow(graph, focus_on, depth, min_calls)
     options = RenderOptions(group_by=group_by, focus=focus_on, view=view)
     write_output(RENDERERS[output_format](graph, options), output)
+
+
+def graph_with_status(
+    sources: Sequence[str], window: TimeRange, rules_file: str | None, alerts_file: str | None
+) -> ServiceGraph:
+    """The build and the judging of trace sources; DuckDB and pyarrow load only here."""
+    from servicemap.status import graph_with_status as build_and_judge
+
+    return build_and_judge(sources, window, rules_file, alerts_file)
+
+
+def _duckdb_error(exc: Exception) -> bool:
+    """A DuckDB error, told without importing DuckDB (a command that never used it has none)."""
+    duckdb = sys.modules.get("duckdb")
+    return duckdb is not None and isinstance(exc, duckdb.Error)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,14 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     except ServicemapError as exc:
         click.echo(f"servicemap: error: {exc}", err=True)
         return 1
-    except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        click.echo(f"servicemap: error: {first_line}", err=True)
-        return 1
     except KeyboardInterrupt:
         click.echo("servicemap: interrupted", err=True)
         return 130
-    except Exception as exc:  # a bug: still one line, the traceback on request
+    except Exception as exc:
+        if _duckdb_error(exc):
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            click.echo(f"servicemap: error: {first_line}", err=True)
+            return 1
+        # a bug: still one line, the traceback on request
         if os.environ.get("SERVICEMAP_DEBUG"):
             raise
         first_line = (str(exc).strip().splitlines() or [""])[0]

@@ -213,3 +213,44 @@ def png_pixels(data: bytes) -> tuple[int, int, int, list[bytes]]:
         rows.append(bytes(line))
         previous = line
     return width, height, channels, rows
+
+
+def screenshot_page(page: Path, out: Path, hover: str | None, width: int, height: int) -> None:
+    """The page's first screen in Chromium, the pointer on node `hover`: docs/demo-html.png."""
+    import tempfile
+
+    executable = chromium_path()
+    if executable is None:
+        raise SystemExit("chromium is not installed")
+    with tempfile.TemporaryDirectory(prefix="servicemap-shot-") as profile:
+        browser = Browser(executable, Path(profile))
+        try:
+            browser.open_page(page.resolve().as_uri(), width, height)
+            if hover is not None:
+                centre = browser.evaluate(
+                    "(function (id) { var g = Array.from(document.querySelectorAll("
+                    "'#map g.node')).find(function (n) { return n.dataset.id === id; });"
+                    " var r = g.getBoundingClientRect();"
+                    f" return [r.x + r.width / 2, r.y + r.height / 2]; }})({json.dumps(hover)})"
+                )
+                browser.mouse("mouseMoved", centre[0], centre[1])
+            out.write_bytes(browser.screenshot())
+        finally:
+            browser.close()
+
+
+if __name__ == "__main__":
+    # .venv/bin/servicemap render fixtures/demo/traces.otlp.json --format html -o /tmp/demo.html
+    # .venv/bin/python -m tests.browser /tmp/demo.html docs/demo-html.png checkout
+    import sys
+
+    arguments = sys.argv[1:]
+    if len(arguments) not in (2, 3):
+        raise SystemExit("usage: python -m tests.browser PAGE.html OUT.png [NODE-TO-HOVER]")
+    screenshot_page(
+        Path(arguments[0]),
+        Path(arguments[1]),
+        arguments[2] if len(arguments) == 3 else None,
+        width=1680,  # the demo map fitted at its 80 % minimum, with no scroll bar
+        height=900,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from servicemap.analysis.stats import (
     two_proportion_p,
 )
 from servicemap.render.style import STATUS_LINE
-from tests.otel_scenarios import Scenario, Server, iso, svg_strokes
+from tests.conftest import DEMO
+from tests.otel_scenarios import SVG, Scenario, Server, iso, svg_strokes
 
 REQUESTS = 120
 SPACING_MS = 500
@@ -181,6 +183,22 @@ def test_diff_map_marks_added_and_degraded_parts(run, tmp_path: Path) -> None:
     page = tmp_path / "diff.html"
     run("diff", str(source), "--release", "api@2.0.0", "--format", "html", "-o", str(page))
     assert "<svg" in page.read_text()
+
+
+def test_diff_map_dashes_only_removed_parts(run, tmp_path: Path) -> None:
+    """A warning edge is dashed on the render map; on the diff map dashed means removed."""
+    warning_edges = [
+        e for e in run("render", str(DEMO)).json()["edges"] if e["status"] == "warning"
+    ]
+    assert warning_edges
+    out = tmp_path / "same.svg"
+    assert run("diff", str(DEMO), str(DEMO), "--format", "svg", "-o", str(out)).code == 0
+    dashed = [
+        group.findtext(f"{SVG}title")
+        for group in ET.parse(out).getroot().iter(f"{SVG}g")
+        if group.get("class") == "edge" and any(p.get("stroke-dasharray") for p in group.iter())
+    ]
+    assert dashed == []
 
 
 def test_statistics_match_known_values() -> None:

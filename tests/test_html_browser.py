@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from servicemap.render.style import STATUS_FILL
 from tests.browser import Browser, chromium_path, png_pixels
 from tests.conftest import DEMO, nodes_of
 
@@ -45,6 +46,29 @@ def _centre(browser: Browser, node_id: str) -> tuple[float, float]:
     return float(box[0]), float(box[1])
 
 
+def _details_visible(browser: Browser) -> bool:
+    return bool(
+        browser.evaluate(
+            "(function () { var d = document.getElementById('details');"
+            " return !d.hidden && d.getBoundingClientRect().width > 0; })()"
+        )
+    )
+
+
+def _covers(browser: Browser, node_id: str) -> bool:
+    """Whether the details panel lies over the node's box on screen."""
+    return bool(
+        browser.evaluate(
+            f"""(function () {{
+              var a = document.getElementById('details').getBoundingClientRect();
+              var b = document.querySelector('#map g.node[data-id="{node_id}"]')
+                .getBoundingClientRect();
+              return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+            }})()"""
+        )
+    )
+
+
 def test_html_page_in_a_real_browser(run, browser: Browser, tmp_path: Path) -> None:
     graph = run("render", str(DEMO)).json()
     page = tmp_path / "map.html"
@@ -58,14 +82,30 @@ def test_html_page_in_a_real_browser(run, browser: Browser, tmp_path: Path) -> N
     rows = browser.evaluate("document.querySelectorAll('#nodes tbody tr').length")
     assert rows == len(graph["nodes"])
 
-    # Hovering a node shows its figures, status and reasons.
+    # No details panel until something is hovered: it hides nothing of the page by itself.
+    assert not _details_visible(browser)
+
+    # Hovering a node shows its figures, status and reasons, beside the node, never on it.
     x, y = _centre(browser, "checkout")
     browser.mouse("mouseMoved", x, y)
+    assert _details_visible(browser)
     details = browser.evaluate("document.getElementById('details').innerText")
     for expected in ("checkout", "CRITICAL", "75", "8.0%", "p95", "1.11 s", "error rate 8.0%"):
         assert expected in details, (expected, details)
+    assert not _covers(browser, "checkout")
+    browser.mouse("mouseMoved", 2, 2)
+    assert not _details_visible(browser)  # gone with the pointer
 
-    # Clicking pins it: moving away keeps it; hovering an edge shows the edge meanwhile.
+    # A node at the right edge: the panel moves to the left rather than cover it.
+    right = browser.evaluate(
+        """Array.from(document.querySelectorAll('#map g.node')).map(g => [g.dataset.id,
+             g.getBoundingClientRect().right]).sort((a, b) => b[1] - a[1])[0][0]"""
+    )
+    browser.mouse("mouseMoved", *_centre(browser, right))
+    assert _details_visible(browser) and not _covers(browser, right)
+
+    # Clicking pins it: moving away keeps it; the close button (or Escape) lets it go.
+    x, y = _centre(browser, "checkout")
     browser.mouse("mousePressed", x, y)
     browser.mouse("mouseReleased", x, y)
     browser.mouse("mouseMoved", 2, 2)
@@ -73,6 +113,22 @@ def test_html_page_in_a_real_browser(run, browser: Browser, tmp_path: Path) -> N
     assert browser.evaluate("document.querySelector('#map g.node.selected').dataset.id") == (
         "checkout"
     )
+    browser.evaluate("document.getElementById('details-close').click()")
+    assert not _details_visible(browser)
+    assert browser.evaluate("document.querySelectorAll('.selected').length") == 0
+
+    # Fitted to the width, the map's labels stay readable: edge labels of 9 pt, at least
+    # 80 % of their natural size (9.6 px), not the ~8 px a plain fit gave.
+    assert browser.evaluate("document.getElementById('fit').textContent") == "actual size"
+    label_px = browser.evaluate(
+        """(function () {
+          var svg = document.querySelector('#map svg');
+          var scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+          var text = document.querySelector('#map g.edge text');
+          return parseFloat(text.getAttribute('font-size')) * scale;
+        })()"""
+    )
+    assert label_px >= 9.5, label_px
 
     # The filter box dims nodes that do not match and hides their table rows.
     browser.evaluate(
@@ -105,5 +161,5 @@ def test_html_page_in_a_real_browser(run, browser: Browser, tmp_path: Path) -> N
     assert (width, height) == (700, 450)
     colours = {row[i : i + 3] for row in pixels[::2] for i in range(0, len(row), channels)}
     assert len(colours) > 20  # not blank: text, the map's fills, the table
-    fills = {bytes.fromhex(c[1:]) for c in ("#7ece88", "#df4620", "#f5d63d")}
+    fills = {bytes.fromhex(STATUS_FILL[s][1:]) for s in ("ok", "critical", "warning")}
     assert fills & colours, "no status fill visible in the screenshot"

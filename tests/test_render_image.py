@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from servicemap.alerts import apply_default_status
+from servicemap.graph import Edge, Node, Pairing, ServiceGraph, Window
+from servicemap.render.image import render_image
+from servicemap.render.options import RenderOptions
 from servicemap.render.style import STATUS_FILL, STATUS_LABEL
 from tests.conftest import DEMO
 
@@ -56,3 +60,82 @@ def test_without_graphviz_images_fail_in_one_line_but_text_formats_work(
     assert "graphviz" in result.err and "apt-get install graphviz" in result.err
     for fmt in ("json", "dot"):
         assert run("render", str(DEMO), "--format", fmt).code == 0
+
+
+def _centres(svg: bytes) -> dict[str, float]:
+    """Node id → the x of its label's centre (graphviz centres node text on the node)."""
+    root = ET.fromstring(svg)
+    centres = {}
+    for group in root.iter(f"{SVG}g"):
+        if group.get("class") == "node":
+            xs = [float(t.get("x", 0)) for t in group.iter(f"{SVG}text")]
+            centres[group.findtext(f"{SVG}title") or ""] = sum(xs) / len(xs)
+    return centres
+
+
+def _in_a_cycle(edges: list[tuple[str, str]], source: str, target: str) -> bool:
+    """Whether `source` is reachable from `target`: the edge closes a cycle."""
+    callees: dict[str, list[str]] = {}
+    for a, b in edges:
+        callees.setdefault(a, []).append(b)
+    seen, stack = {target}, [target]
+    while stack:
+        for nxt in callees.get(stack.pop(), []):
+            if nxt == source:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
+
+
+def _callers_left_of_callees(svg: bytes, edges: list[tuple[str, str]]) -> list[str]:
+    x = _centres(svg)
+    return [
+        f"{a} ({x[a]:.0f}) -> {b} ({x[b]:.0f})"
+        for a, b in edges
+        if not _in_a_cycle(edges, a, b) and not x[a] < x[b]
+    ]
+
+
+def _namespaced() -> ServiceGraph:
+    """Three namespaces whose calls cross back and forth: front → core → front → data."""
+    namespaces = {
+        "web": "front",
+        "auth": "front",
+        "orders": "core",
+        "pay": "core",
+        "users": "data",
+        "ledger": "data",
+    }
+    calls = [
+        ("web", "orders"),
+        ("orders", "auth"),
+        ("auth", "users"),
+        ("orders", "pay"),
+        ("pay", "ledger"),
+        ("pay", "auth"),
+        ("web", "users"),
+    ]
+    nodes = tuple(Node(n, "service", 10, 0, namespace=ns) for n, ns in namespaces.items())
+    edges = tuple(Edge(a, b, "direct", 10) for a, b in calls)
+    graph = ServiceGraph(Window(0, 10**9, 20, 10), Pairing(), nodes, edges)
+    return apply_default_status(graph)
+
+
+@needs_dot
+def test_grouped_map_keeps_callers_left_of_callees(run, tmp_path: Path) -> None:
+    """DESIGN §9 holds with --group-by too: clusters must not rank their members on their own
+    (the audit found `email` drawn left of its caller `orders`)."""
+    graph = run("render", str(DEMO)).json()
+    out = tmp_path / "grouped.svg"
+    result = run("render", str(DEMO), "--format", "svg", "--group-by", "namespace", "-o", str(out))
+    assert result.code == 0, result.err
+    edges = [(e["source"], e["target"]) for e in graph["edges"]]
+    assert _callers_left_of_callees(out.read_bytes(), edges) == []
+
+    crossing = _namespaced()
+    svg = render_image(crossing, "svg", RenderOptions(group_by="namespace"))
+    assert svg.count(b'class="cluster"') == 3
+    pairs = [(e.source, e.target) for e in crossing.edges]
+    assert _callers_left_of_callees(svg, pairs) == []

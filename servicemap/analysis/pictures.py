@@ -110,6 +110,7 @@ def _restyle(
         f"{quote(e.source)} -> {quote(e.target)}": {
             "color": QUIET_EDGE,
             "fontcolor": QUIET_TEXT,
+            "style": "solid",  # the base map's dashed warning edges would read as "removed"
             **edges.get((e.source, e.target), {}),
         }
         for e in graph.edges

@@ -8,10 +8,11 @@ layout's search is bounded (`nslimit`, `mclimit`). The title says so.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from html import escape
 
 from servicemap.analysis.focus import groups
-from servicemap.graph import Edge, Node, ServiceGraph, format_time
+from servicemap.graph import Edge, Node, ServiceGraph, Status
 from servicemap.render.options import DEFAULT_OPTIONS, RenderOptions
 from servicemap.render.style import (
     EDGE_COLOUR,
@@ -25,12 +26,14 @@ from servicemap.render.style import (
     edge_label,
     edge_width,
     format_rate,
+    is_failing,
     node_details,
     p95_text,
 )
 
 COMPACT_NODES = 300
 COMPACT_EDGES = 600
+FAILING_SAMPLES: tuple[tuple[Status, str], ...] = (("critical", "━━━"), ("warning", "- - -"))
 
 
 def quote(text: str) -> str:
@@ -65,10 +68,40 @@ def _attributes(values: dict[str, str | float]) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
+def _clock(ns: int, with_date: bool) -> str:
+    moment = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+def duration_text(ns: int) -> str:
+    """`0.4 s`, `9 min 37 s`, `2 h 5 min`, `3 d 4 h`: the two largest units."""
+    if ns < 10 * 1_000_000_000:
+        return f"{ns / 1e9:.1f} s"
+    seconds = round(ns / 1e9)
+    units = [("d", 86_400), ("h", 3600), ("min", 60), ("s", 1)]
+    parts: list[str] = []
+    for name, size in units:
+        if seconds >= size or parts:
+            parts.append(f"{seconds // size} {name}")
+            seconds %= size
+    return " ".join(p for p in parts[:2] if not p.startswith("0 ")) or "0 s"
+
+
 def window_text(graph: ServiceGraph) -> str:
+    """`2026-11-01 12:00:07 – 12:09:44 UTC (9 min 37 s) · 1724 spans · 267 traces`.
+
+    Whole seconds, the start rounded down and the end up so the text covers the window; the
+    date is written once when the window stays within one day.
+    """
     window = graph.window
-    start, end = format_time(window.start_ns), format_time(window.end_ns)
-    span = f"{start} – {end}" if start and end else "no spans"
+    if window.start_ns is None or window.end_ns is None:
+        return f"no spans · {window.spans} spans · {window.traces} traces"
+    start_ns = window.start_ns - window.start_ns % 1_000_000_000
+    end_ns = -(-window.end_ns // 1_000_000_000) * 1_000_000_000
+    start, end = _clock(start_ns, True), _clock(end_ns, True)
+    if start[:10] == end[:10]:
+        end = end[11:]
+    span = f"{start} – {end} UTC ({duration_text(window.end_ns - window.start_ns)})"
     return f"{span} · {window.spans} spans · {window.traces} traces"
 
 
@@ -87,14 +120,19 @@ def _title_and_legend(graph: ServiceGraph, options: RenderOptions, compact: bool
         for status, label in STATUS_LABEL.items()
     )
     edges = (
-        "edges: width grows with calls; red or amber when failing; figures in tooltips"
+        "edges: width grows with calls; figures in tooltips; failing: "
         if compact
-        else "edges: calls · error % · p95; width grows with calls; red or amber when failing"
+        else "edges: calls · error % · p95; width grows with calls; failing: "
+    )
+    lines = "".join(
+        f'<TD ALIGN="LEFT"><FONT COLOR="{STATUS_LINE[status]}"><B>{sample}</B></FONT>'
+        f" {STATUS_LABEL[status]}  </TD>"
+        for status, sample in FAILING_SAMPLES
     )
     legend = (
         '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0"><TR>'
         f'{swatches}<TD ALIGN="LEFT"><FONT COLOR="#555555">{escape(edges)}</FONT></TD>'
-        "</TR></TABLE>"
+        f"{lines}</TR></TABLE>"
     )
     rows = [f"<B>{escape(title_text(graph, options))}</B>", legend]
     if compact:
@@ -119,10 +157,15 @@ def _two_lines(label: str) -> str:
 
 
 def _edge_label(edge: Edge) -> str:
-    """Padded, so the text keeps clear of its own line."""
+    """`calls · error %` over `p95`, and on a failing edge its status word after the p95, so
+    a printed map does not rely on the line's colour. Padded, so the text keeps clear of its
+    own line."""
+    text = _two_lines(edge_label(edge))
+    if is_failing(edge):
+        text += f" · {STATUS_LABEL[edge.status]}"  # one text run: a browser keeps it whole
     return (
         '<<TABLE BORDER="0" CELLBORDER="0" CELLPADDING="3" CELLSPACING="0">'
-        f"<TR><TD>{_two_lines(edge_label(edge))}</TD></TR></TABLE>>"
+        f"<TR><TD>{text}</TD></TR></TABLE>>"
     )
 
 
@@ -143,7 +186,7 @@ def _node_line(node: Node, options: RenderOptions, compact: bool) -> str:
 
 
 def _edge_line(edge: Edge, calls: tuple[int, int], compact: bool) -> str:
-    failing = edge.status in ("warning", "critical")
+    failing = is_failing(edge)
     colour = STATUS_LINE[edge.status] if failing else EDGE_COLOUR
     attributes: dict[str, str | float] = {}
     if not compact:
@@ -156,6 +199,8 @@ def _edge_line(edge: Edge, calls: tuple[int, int], compact: bool) -> str:
             "tooltip": "\n".join(edge_details(edge)),
         }
     )
+    if edge.status == "warning":
+        attributes["style"] = "dashed"  # apart from critical without colour, labels or not
     return f"  {quote(edge.source)} -> {quote(edge.target)} {_attributes(attributes)};"
 
 
@@ -178,13 +223,17 @@ def render_dot(graph: ServiceGraph, options: RenderOptions = DEFAULT_OPTIONS) ->
     }
     if compact:
         graph_attributes.update({"nslimit": 2.0, "mclimit": 0.5, "ranksep": 1.2})
+    clustered = groups(graph, options.group_by)
+    if clustered:
+        # One ranking over the whole graph: without it `dot` ranks each cluster on its own
+        # and can draw a callee left of its caller across a cluster's border.
+        graph_attributes["newrank"] = "true"
     lines = [
         "digraph servicemap {",
         "  graph " + _attributes(graph_attributes) + ";",
         f'  node [fontname="Helvetica", fontsize=10, penwidth=1.2, fontcolor="{TEXT_COLOUR}"];',
         '  edge [fontname="Helvetica", fontsize=9, arrowsize=0.7];',
     ]
-    clustered = groups(graph, options.group_by)
     in_cluster = {node_id for members in clustered.values() for node_id in members}
     nodes = {n.id: n for n in graph.nodes}
     for index, (name, members) in enumerate(clustered.items()):

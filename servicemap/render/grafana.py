@@ -3,7 +3,9 @@
 The output is `{"frames": [NODES, EDGES]}`, each frame in Grafana's data-frame JSON (the
 `schema`/`data` form a data source returns from `/api/ds/query`: fields described in
 `schema.fields`, their values column by column in `data.values`), both marked with
-`meta.preferredVisualisationType: "nodeGraph"`.
+`meta.preferredVisualisationType: "nodeGraph"`. The data's window travels in each frame's
+`meta.custom.window` (start, end, spans, traces) and, as the panel's info notice, in the
+nodes frame's `meta.notices`: a frame pasted on its own keeps it.
 
 - nodes: `id`, `title` (the name), `subTitle` (kind · status), `mainStat` (requests),
   `secondaryStat` (error rate), `arc__ok` and `arc__errors` (shares of good and failed
@@ -11,8 +13,8 @@ The output is `{"frames": [NODES, EDGES]}`, each frame in Grafana's data-frame J
   `color` (the status fill), and `detail__*` fields shown on hover (status and reasons,
   p50/p95/p99, namespace).
 - edges: `id` (`source->target`), `source`, `target`, `mainStat` (calls), `secondaryStat`
-  (error % · p95), `color` (status colour of a failing edge), `thickness` (width by calls),
-  and `detail__*` fields.
+  (error % · p95, and the status word when failing), `color` (status colour of a failing
+  edge), `thickness` (width by calls), and `detail__*` fields.
 """
 
 from __future__ import annotations
@@ -30,12 +32,21 @@ from servicemap.render.style import (
     STATUS_LINE,
     edge_width,
     format_rate,
+    is_failing,
     latency_text,
     p95_text,
     status_text,
 )
 
-META = {"preferredVisualisationType": "nodeGraph"}
+
+def _meta(graph: ServiceGraph, options: RenderOptions, notice: bool) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "preferredVisualisationType": "nodeGraph",
+        "custom": {"window": graph.window.to_json()},
+    }
+    if notice:
+        meta["notices"] = [{"severity": "info", "text": title_text(graph, options)}]
+    return meta
 
 
 def _field(name: str, values: list[Any], config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -47,12 +58,14 @@ def _field(name: str, values: list[Any], config: dict[str, Any] | None = None) -
 
 
 def _frame(
-    name: str, columns: list[tuple[str, list[Any], dict[str, Any] | None]]
+    name: str,
+    meta: dict[str, Any],
+    columns: list[tuple[str, list[Any], dict[str, Any] | None]],
 ) -> dict[str, Any]:
     return {
         "schema": {
             "name": name,
-            "meta": META,
+            "meta": meta,
             "fields": [_field(column, values, config) for column, values, config in columns],
         },
         "data": {"values": [values for _, values, _ in columns]},
@@ -69,6 +82,7 @@ def grafana_frames(graph: ServiceGraph, options: RenderOptions = DEFAULT_OPTIONS
     failed = [round(n.error_rate or 0.0, 6) for n in nodes]
     node_frame = _frame(
         "nodes",
+        _meta(graph, options, notice=True),
         [
             ("id", [n.id for n in nodes], None),
             ("title", [n.id for n in nodes], None),
@@ -91,6 +105,7 @@ def grafana_frames(graph: ServiceGraph, options: RenderOptions = DEFAULT_OPTIONS
     high = max((e.calls for e in edges), default=1)
     edge_frame = _frame(
         "edges",
+        _meta(graph, options, notice=False),
         [
             ("id", [f"{e.source}->{e.target}" for e in edges], None),
             ("source", [e.source for e in edges], None),
@@ -98,7 +113,11 @@ def grafana_frames(graph: ServiceGraph, options: RenderOptions = DEFAULT_OPTIONS
             ("mainStat", [e.calls for e in edges], {"displayName": "calls"}),
             (
                 "secondaryStat",
-                [f"{format_rate(e.error_rate)} err · {p95_text(e.latency_ms)}" for e in edges],
+                [
+                    f"{format_rate(e.error_rate)} err · {p95_text(e.latency_ms)}"
+                    + (f" · {STATUS_LABEL[e.status]}" if is_failing(e) else "")
+                    for e in edges
+                ],
                 None,
             ),
             (

@@ -16,6 +16,7 @@ from typing import Any
 
 from servicemap.graph import Edge, Node, ServiceGraph
 from servicemap.render.dot import title_text
+from servicemap.render.html_script import SCRIPT
 from servicemap.render.image import INSTALL_HINT, render_image
 from servicemap.render.options import DEFAULT_OPTIONS, RenderOptions
 from servicemap.render.style import (
@@ -153,15 +154,18 @@ def _css() -> str:
         "gap:8px 16px;align-items:center}"
         "header h1{font-size:16px;margin:0;flex-basis:100%}"
         "#search{font-size:14px;padding:4px 8px;width:260px}"
-        "main{padding:8px 16px 260px}"
+        "main{padding:8px 16px 32px}"
         "#details{position:fixed;right:16px;bottom:16px;width:320px;max-height:45vh;"
         "overflow:auto;padding:10px 14px;border:1px solid #ccc;border-radius:6px;"
         "background:rgba(250,250,250,.97);box-shadow:0 2px 10px rgba(0,0,0,.18)}"
-        "#details h2{font-size:15px;margin:0 0 6px;word-break:break-all}"
+        "#details[hidden]{display:none}#details.left{right:auto;left:16px}"
+        "#details-close{position:absolute;top:4px;right:6px;border:0;background:none;"
+        "font-size:20px;line-height:1;cursor:pointer;color:#555}"
+        "#details h2{font-size:15px;margin:0 0 6px;padding-right:20px;word-break:break-all}"
         "#details dl{display:grid;grid-template-columns:auto 1fr;gap:2px 10px;margin:0}"
         "#details dt{color:#666}#details dd{margin:0}"
         "#map{overflow:auto;max-height:75vh;border:1px solid #eee}"
-        "#map.fit svg{max-width:100%;height:auto}"
+        "#map svg{display:block}"
         "#map g.node,#map g.edge{cursor:pointer}"
         "#map g.node:hover path,#map g.node:hover polygon,#map g.node:hover ellipse,"
         "#map g.edge:hover path{stroke-width:3px}"
@@ -179,147 +183,6 @@ def _css() -> str:
     )
 
 
-_SCRIPT = r"""
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("servicemap-data").textContent);
-  var byId = {};
-  data.nodes.forEach(function (n) { byId[n.id] = n; });
-  data.edges.forEach(function (e) { byId[e.id] = e; });
-  var details = document.getElementById("details");
-  var pinned = null;
-
-  function row(dl, name, value) {
-    var dt = document.createElement("dt"); dt.textContent = name;
-    var dd = document.createElement("dd"); dd.textContent = value;
-    dl.appendChild(dt); dl.appendChild(dd);
-  }
-  function show(id) {
-    var item = byId[id];
-    if (!item) { return; }
-    details.textContent = "";
-    var h = document.createElement("h2");
-    h.textContent = item.source ? item.source + " \u2192 " + item.target : item.id;
-    details.appendChild(h);
-    var chip = document.createElement("span");
-    chip.className = "chip s-" + item.status;
-    chip.textContent = data.labels[item.status];
-    details.appendChild(chip);
-    var dl = document.createElement("dl");
-    if (item.kind) { row(dl, "kind", item.kind); }
-    if (item.namespace) { row(dl, "namespace", item.namespace); }
-    if (item.connection) { row(dl, "connection", item.connection); }
-    row(dl, item.source ? "calls" : "requests", String(item.calls));
-    row(dl, "errors", String(item.errors));
-    row(dl, "error rate", item.error_rate);
-    row(dl, "p50", item.p50); row(dl, "p95", item.p95); row(dl, "p99", item.p99);
-    row(dl, "reasons", item.reasons.length ? item.reasons.join("; ") : "no rule fired");
-    details.appendChild(dl);
-  }
-  function clear() {
-    if (pinned) { show(pinned); return; }
-    details.textContent = "";
-    var p = document.createElement("p");
-    p.textContent = "Hover over or click a node or an edge for its figures.";
-    details.appendChild(p);
-  }
-  function idOf(g) {
-    var t = g.querySelector("title");
-    return t ? t.textContent : null;
-  }
-  function select(id) {
-    pinned = id;
-    document.querySelectorAll(".selected").forEach(function (el) {
-      el.classList.remove("selected");
-    });
-    document.querySelectorAll("#map g.node, #map g.edge").forEach(function (g) {
-      if (idOf(g) === id) { g.classList.add("selected"); }
-    });
-    document.querySelectorAll("tbody tr").forEach(function (tr) {
-      if (tr.getAttribute("data-id") === id) { tr.classList.add("selected"); }
-    });
-    show(id);
-  }
-
-  document.querySelectorAll("#map g.node, #map g.edge").forEach(function (g) {
-    var id = idOf(g);
-    g.setAttribute("data-id", id);
-    // Our panel replaces the SVG's own tooltips, which would show the same facts twice.
-    g.querySelectorAll("a").forEach(function (a) {
-      a.removeAttribute("xlink:title");
-      a.removeAttributeNS("http://www.w3.org/1999/xlink", "title");
-      a.removeAttribute("title");
-    });
-    g.addEventListener("mouseenter", function () { show(id); });
-    g.addEventListener("mouseleave", clear);
-    g.addEventListener("click", function (event) { event.preventDefault(); select(id); });
-  });
-  document.querySelectorAll("tbody tr").forEach(function (tr) {
-    tr.addEventListener("click", function () { select(tr.getAttribute("data-id")); });
-  });
-
-  var search = document.getElementById("search");
-  search.addEventListener("input", function () {
-    var q = search.value.trim().toLowerCase();
-    document.querySelectorAll("#map g.node").forEach(function (g) {
-      g.classList.toggle("dim", q !== "" && g.getAttribute("data-id").toLowerCase().indexOf(q) < 0);
-    });
-    document.querySelectorAll("#map g.edge").forEach(function (g) {
-      var e = byId[g.getAttribute("data-id")];
-      var hit = !e || q === "" || e.source.toLowerCase().indexOf(q) >= 0 ||
-        e.target.toLowerCase().indexOf(q) >= 0;
-      g.classList.toggle("dim", !hit);
-    });
-    document.querySelectorAll("tbody tr").forEach(function (tr) {
-      tr.classList.toggle("hidden", q !== "" && tr.textContent.toLowerCase().indexOf(q) < 0);
-    });
-  });
-
-  document.querySelectorAll("table.sortable").forEach(function (table) {
-    var heads = table.querySelectorAll("th");
-    heads.forEach(function (th, column) {
-      function sort() {
-        var asc = !th.classList.contains("asc");
-        heads.forEach(function (h) { h.classList.remove("asc", "desc"); });
-        th.classList.add(asc ? "asc" : "desc");
-        var body = table.tBodies[0];
-        var rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {
-          var x = a.cells[column].getAttribute("data-sort");
-          var y = b.cells[column].getAttribute("data-sort");
-          var nx = parseFloat(x), ny = parseFloat(y);
-          var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-          return asc ? c : -c;
-        });
-        rows.forEach(function (r) { body.appendChild(r); });
-      }
-      th.addEventListener("click", sort);
-      th.addEventListener("keydown", function (event) {
-        if (event.key === "Enter") { sort(); }
-      });
-    });
-  });
-
-  var fit = document.getElementById("fit");
-  var map = document.getElementById("map");
-  function label() {
-    fit.textContent = map.classList.contains("fit") ? "actual size" : "fit to width";
-  }
-  if (fit && map) {
-    var svg = map.querySelector("svg");
-    var natural = svg ? svg.getBoundingClientRect().width : 0;
-    map.classList.remove("fit");
-    natural = svg ? Math.max(natural, svg.getBoundingClientRect().width) : 0;
-    // Fit a map that shrinks by at most a third; a bigger one stays readable and scrolls.
-    if (natural && map.clientWidth / natural >= 0.66) { map.classList.add("fit"); }
-    label();
-    fit.addEventListener("click", function () { map.classList.toggle("fit"); label(); });
-  }
-  clear();
-})();
-"""
-
-
 def render_html(graph: ServiceGraph, options: RenderOptions = DEFAULT_OPTIONS) -> str:
     nodes = [_node_data(n) for n in sorted(graph.nodes, key=lambda n: n.id)]
     edges = [_edge_data(e) for e in sorted(graph.edges, key=lambda e: (e.source, e.target))]
@@ -331,7 +194,12 @@ def render_html(graph: ServiceGraph, options: RenderOptions = DEFAULT_OPTIONS) -
         for status, label in STATUS_LABEL.items()
     )
     picture = _picture(graph, options)
-    fit = '<button id="fit" type="button">actual size</button>' if 'id="map"' in picture else ""
+    fit = (
+        '<button id="fit" type="button" title="fit to width, never below 80 % so labels stay '
+        'readable">actual size</button>'
+        if 'id="map"' in picture
+        else ""
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -342,7 +210,10 @@ def render_html(graph: ServiceGraph, options: RenderOptions = DEFAULT_OPTIONS) -
         'autocomplete="off"></label>'
         f'<span class="legend">{legend}</span>{fit}</header>'
         f"<main>{picture}{_tables(nodes, edges)}</main>"
-        '<aside id="details" aria-live="polite"></aside>'
+        '<aside id="details" aria-live="polite" hidden>'
+        '<button id="details-close" type="button" aria-label="close" title="close (Esc)">'
+        "×</button>"
+        '<div id="details-body"></div></aside>'
         f'<script type="application/json" id="servicemap-data">{island}</script>'
-        f"<script>{_SCRIPT}</script></body></html>\n"
+        f"<script>{SCRIPT}</script></body></html>\n"
     )

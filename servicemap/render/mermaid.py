@@ -1,8 +1,9 @@
 """A Mermaid flowchart to paste into an incident document (GitHub, GitLab, Notion render it).
 
 Same visual language as the DOT map: kind by shape, status by class (fill), the status in the
-label, edges labelled `calls · error % · p95`, width by calls, failing edges in their status
-colour, a legend and the window (in the title). Node ids are `n0`, `n1`, … in name order.
+label, edges labelled `calls · error % · p95` (and the status word when failing), width by
+calls, failing edges in their status colour (warning dashed), a legend and the window (in the
+title). Node ids are `n0`, `n1`, … in name order.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from servicemap.render.style import (
     edge_label,
     edge_width,
     format_rate,
+    is_failing,
     p95_text,
 )
 
@@ -87,11 +89,13 @@ def render_mermaid(graph: ServiceGraph, options: RenderOptions = DEFAULT_OPTIONS
     high = max((e.calls for e in edges), default=1)
     styles = []
     for index, edge in enumerate(edges):
-        lines.append(f'  {ids[edge.source]} -->|"{text(edge_label(edge))}"| {ids[edge.target]}')
-        failing = edge.status in ("warning", "critical")
+        failing = is_failing(edge)
+        label = edge_label(edge) + (f" · {STATUS_LABEL[edge.status]}" if failing else "")
+        lines.append(f'  {ids[edge.source]} -->|"{text(label)}"| {ids[edge.target]}')
         colour = STATUS_LINE[edge.status] if failing else EDGE_COLOUR
         width = edge_width(edge.calls, low, high)
-        styles.append(f"  linkStyle {index} stroke:{colour},stroke-width:{width:g}px")
+        dashes = ",stroke-dasharray:6 4" if edge.status == "warning" else ""
+        styles.append(f"  linkStyle {index} stroke:{colour},stroke-width:{width:g}px{dashes}")
 
     lines.append('  subgraph legend["status"]')
     for key, label in STATUS_LABEL.items():

@@ -7,15 +7,17 @@ import math
 from servicemap.graph import Edge, Latency, Node, NodeKind, Reason, SloResult, Status
 
 # Fills chosen to stay apart for red-green colour blindness; the status is also in the label.
-# Picked by simulating deuteranopia and protanopia (Machado 2009): every pair of fills stays
-# at least 30 CIELAB units apart under both, and black text keeps a contrast of 5:1 or more.
+# Picked by simulating deuteranopia and protanopia (Machado 2009, full severity, in linear
+# RGB): every pair of fills stays at least 30 CIELAB units (ΔE*76) apart under both, and
+# TEXT_COLOUR keeps a WCAG contrast of 5:1 or more on each fill. tests/test_render_formats.py
+# measures both, so a new shade cannot quietly break either.
 STATUS_FILL: dict[Status, str] = {
     "ok": "#7ece88",
     "warning": "#f5d63d",
-    "critical": "#df4620",
-    "no_data": "#e8e8e8",
+    "critical": "#f44235",
+    "no_data": "#ececec",
 }
-# Outlines, and the colour of failing edges and their labels (dark enough for text on white).
+# Outlines, and the colour of failing edges and their labels (4.5:1 or more on white).
 STATUS_LINE: dict[Status, str] = {
     "ok": "#4f6b58",
     "warning": "#946200",
@@ -23,7 +25,7 @@ STATUS_LINE: dict[Status, str] = {
     "no_data": "#8a8a8a",
 }
 EDGE_COLOUR = "#6b7780"  # an edge that is not failing
-TEXT_COLOUR = "#222222"
+TEXT_COLOUR = "#111111"  # node labels on every fill, and edge labels
 KIND_SHAPE: dict[NodeKind, str] = {
     "service": "box",
     "database": "cylinder",
@@ -68,6 +70,11 @@ def edge_label(edge: Edge) -> str:
     """`calls · error % · p95`, the edge label in every format."""
     calls = f"{edge.calls} call" + ("" if edge.calls == 1 else "s")
     return f"{calls} · {format_rate(edge.error_rate)} err · {p95_text(edge.latency_ms)}"
+
+
+def is_failing(edge: Edge) -> bool:
+    """A warning or critical edge: drawn in its status colour, its status word on its label."""
+    return edge.status in ("warning", "critical")
 
 
 def edge_width(calls: int, low: int, high: int) -> float:
