@@ -50,6 +50,7 @@ class ConverterProcess:
             stdout=subprocess.PIPE,
             close_fds=True,
             env={**os.environ, **CHILD_ENVIRONMENT},
+            process_group=0,  # Ctrl-C in a terminal is the collector's to handle, not ours
         )  # fmt: skip
         self.pid = self.process.pid
         self._reader = threading.Thread(target=self._read, name="converter-answers", daemon=True)

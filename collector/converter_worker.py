@@ -22,7 +22,8 @@ the same files with the same rows. Memory stays small whatever the backlog: requ
 converted `CONVERT_BATCH` (or `CONVERT_BATCH_BYTES`) at a time and written out as row groups
 of at most `ROW_GROUP_BYTES` per segment.
 
-The process ends at once when stdin reaches end of file (the collector exited or was killed):
+SIGINT and SIGTERM are ignored (the collector runs it in its own process group too): the
+process ends at once when stdin reaches end of file (the collector exited or was killed):
 what it was writing is temporary, and the restarted collector converts the segment again.
 """
 
@@ -34,6 +35,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -286,6 +288,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--parent", type=int, required=True)
     args = parser.parse_args(argv)
+    # Stopping is the collector's call: it drains, then says "exit" or closes stdin. A signal to
+    # the whole group (a service manager stopping the cgroup) must not cut a conversion short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging()
     # Freed Arrow memory goes back to the system between batches rather than staying resident.
     pa.set_memory_pool(pa.system_memory_pool())

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 
 from collector.converter_worker import convert_segment
 from collector.metrics import Metrics
@@ -184,6 +185,23 @@ def test_the_converter_process_dies_with_a_killed_collector(start_collector: Any
             grpc_export(channel, make_request(n, SPANS_PER_REQUEST).SerializeToString())
     collector.kill()
     wait_for(lambda: _gone(pid), 60, "the converter to exit after its collector was killed")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_to_every_process_stops_cleanly(start_collector: Any, sig: int) -> None:
+    """A service manager stopping the whole cgroup signals the converter too: the collector
+    still drains through it, exits 0 with no error or traceback, and everything is stored."""
+    collector = start_collector("--fsync", "interval")
+    pid = collector.converter_pid
+    with grpc.insecure_channel(collector.grpc_target) as channel:
+        for n in range(20):
+            grpc_export(channel, make_request(n, SPANS_PER_REQUEST).SerializeToString())
+    os.kill(pid, sig)
+    assert collector.terminate(sig) == 0
+    wait_for(lambda: _gone(pid), 30, "the converter to exit with its collector")
+    log = collector.log_text()
+    assert "Traceback" not in log and '"level":"error"' not in log.replace(" ", ""), log
+    assert set(stored_span_ids(collector.data)) == set().union(*map(request_ids, range(20)))
 
 
 def test_a_killed_converter_is_restarted_and_nothing_is_lost(start_collector: Any) -> None:
