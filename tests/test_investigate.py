@@ -329,3 +329,22 @@ def test_critical_path_splits_a_request_by_what_it_waited_on() -> None:
     critical_path((1, "web", 0, 100, None), children, totals)
     assert dict(totals) == {"web": 20, "db": 60, "api": 10, "cache": 10}
     assert sum(totals.values()) == 100
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("investigate", "{graph}", "--service", "checkout"),
+        ("diff", "{graph}", "{demo}"),
+        ("diff", "{graph}", "--release", "checkout@2.0.0"),
+    ],
+)
+def test_a_saved_graph_is_refused_with_what_to_give_instead(
+    run, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    graph = tmp_path / "map.json"
+    assert run("render", str(DEMO), "-o", str(graph)).code == 0
+    argv = [a.format(graph=graph, demo=DEMO) for a in args]
+    result = run(*argv, "--format", "json")
+    assert result.code == 1 and result.err.count("\n") == 1, result.err
+    assert f"{graph} is a saved graph JSON" in result.err and "need the spans" in result.err

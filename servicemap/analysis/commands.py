@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -22,7 +23,8 @@ from servicemap.analysis.prepared import intersect
 from servicemap.analysis.release import parse_release, release_sides
 from servicemap.cli_options import window_options
 from servicemap.errors import UsageError
-from servicemap.graph import ServiceGraph
+from servicemap.graph import GRAPH_SCHEMA, ServiceGraph
+from servicemap.graph_file import looks_like_graph
 from servicemap.output import write_output
 from servicemap.rules import DEFAULT_RULES, load_rules
 from servicemap.slo import measure_sources
@@ -145,6 +147,17 @@ def _common(function: F) -> F:
     return function
 
 
+def _spans(sources: tuple[str, ...]) -> SpanSources:
+    """The spans of `sources`; a saved graph JSON has none, which deserves its own message."""
+    for source in sources:
+        if looks_like_graph(Path(source)):
+            raise UsageError(
+                f"{source} is a saved graph JSON ({GRAPH_SCHEMA}): diff and investigate need "
+                "the spans; give the trace files or the Parquet dataset it was drawn from"
+            )
+    return load_sources(sources)
+
+
 def _sides(
     sources: tuple[str, ...],
     window: TimeRange,
@@ -157,7 +170,7 @@ def _sides(
         if before_span or after_span:
             raise UsageError("--release cannot be combined with --before/--after")
         service, version = parse_release(release)
-        loaded = load_sources(sources)
+        loaded = _spans(sources)
         before, after = release_sides(loaded, service, version, window)
         return loaded, loaded, before, after
     if before_span or after_span:
@@ -165,7 +178,7 @@ def _sides(
             raise UsageError("--before and --after go together")
         first = intersect(window, parse_span("--before", before_span))
         second = intersect(window, parse_span("--after", after_span))
-        loaded = load_sources(sources)
+        loaded = _spans(sources)
         return (
             loaded,
             loaded,
@@ -175,8 +188,8 @@ def _sides(
     if len(sources) != 2:
         raise UsageError("diff needs BEFORE AFTER (two sources), or --before/--after, or --release")
     return (
-        load_sources(sources[:1]),
-        load_sources(sources[1:]),
+        _spans(sources[:1]),
+        _spans(sources[1:]),
         Side(sources[0], window, f"BEFORE {sources[0]}"),
         Side(sources[1], window, f"AFTER {sources[1]}"),
     )
@@ -261,6 +274,6 @@ def investigate(
     output_format = _default_format(output_format, output)
     judge = _Judge(rules_file, alerts_file)
     window = TimeRange.parse(since, until)
-    loaded = load_sources(sources)
+    loaded = _spans(sources)
     found = investigation.investigate(loaded, service, window, depth)
     _emit_investigation(found, output_format, output, judge.of(loaded, window))

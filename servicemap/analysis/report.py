@@ -13,6 +13,7 @@ from servicemap.analysis.investigate import Investigation
 from servicemap.errors import RenderError
 from servicemap.graph import ServiceGraph, format_time
 from servicemap.render.image import layout
+from servicemap.render.style import format_ms
 
 REPORT_FORMATS = ("text", "json", "svg", "html")
 Judge = Callable[[ServiceGraph], ServiceGraph]  # gives nodes and edges their alert status
@@ -23,7 +24,7 @@ def dumps(data: dict[str, Any]) -> str:
 
 
 def _ms(value: float | int | None) -> str:
-    return "–" if value is None else f"{value:.3g} ms"
+    return "–" if value is None else format_ms(value)
 
 
 def _pct(value: float | int | None) -> str:
