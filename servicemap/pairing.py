@@ -87,13 +87,14 @@ REPEATED_IDS = """
 SELECT count(*) - count(DISTINCT hash(trace_id, span_id)), count(DISTINCT trace_id) FROM spans
 """
 
-# A span seen twice (same trace, span id and service) counts once (§3).
+# A span seen twice (same trace, span id and service) counts once (§3): the longest copy,
+# failed when any copy failed (a retry may carry the error its first report lacked).
 DEDUPLICATED_SPANS = """
 CREATE OR REPLACE TEMP TABLE s AS
-SELECT * FROM sv
-QUALIFY row_number() OVER (
-    PARTITION BY trace_id, span_id, service_name
-    ORDER BY duration_ns DESC NULLS LAST, failed DESC) = 1
+SELECT * EXCLUDE (any_failed) REPLACE (any_failed AS failed) FROM (
+    SELECT *, bool_or(failed) OVER copies AS any_failed FROM sv
+    WINDOW copies AS (PARTITION BY trace_id, span_id, service_name)
+    QUALIFY row_number() OVER (copies ORDER BY duration_ns DESC NULLS LAST, failed DESC) = 1)
 """
 PLAIN_SPANS = "CREATE OR REPLACE TEMP VIEW s AS SELECT * FROM sv"
 

@@ -148,6 +148,23 @@ def test_spans_missing_a_service_name_are_counted_but_draw_no_edge(run, tmp_path
     assert edges_of(graph) == {("user", "web"): (1, 0)}
 
 
+@pytest.mark.parametrize("order", ["error first", "error last"])
+def test_a_span_seen_twice_keeps_the_error_of_its_shorter_copy(
+    run, tmp_path: Path, order: str
+) -> None:
+    """§3/§4.7: the copies count once, as the longest, and failed if either copy failed."""
+    copies = [
+        j("c", "web", "client", tags={"peer.service": "pay"}, duration_ms=10),
+        j("c", "web", "client", tags={"peer.service": "pay"}, duration_ms=5, error=True),
+    ]
+    if order == "error first":
+        copies.reverse()
+    graph = run("render", str(write_jaeger(tmp_path / "traces.json", copies))).json()
+    assert graph["window"]["spans"] == 1
+    assert edges_of(graph) == {("web", "pay"): (1, 1)}
+    assert graph["edges"][0]["latency_ms"]["p50"] == 10
+
+
 def test_bare_trace_and_download_give_the_same_graph(run, tmp_path: Path) -> None:
     spans = CASES[0][1]
     bare = write_jaeger(tmp_path / "bare.json", spans, wrap=False)

@@ -77,3 +77,20 @@ def test_an_error_after_other_lines_counts_them() -> None:
     text = '{"a": 1}\n{"b": 2}\n{oops\n'
     with pytest.raises(SourceError, match="line 3 column 2"):
         list(jsonstream.documents(_chunks(text, 4)))
+
+
+@pytest.mark.parametrize("size", [1, 7, 1000, 10**6])
+def test_an_integer_python_refuses_is_an_error_at_its_position(size: int) -> None:
+    """More digits than int() converts (4300): ValueError, not JSONDecodeError."""
+    text = '[1,\n {"timestamp": ' + "9" * 5000 + "}]"
+    with pytest.raises(SourceError) as got:
+        list(jsonstream.documents(_chunks(text, size)))
+    assert str(got.value) == "invalid JSON at line 2 column 16: number of more than 4300 digits"
+
+
+@pytest.mark.parametrize("size", [1, 1000, 10**6])
+def test_nesting_too_deep_is_an_error_at_the_value(size: int) -> None:
+    text = "[1,\n " + "[" * 100_000 + "]" * 100_000 + "]"
+    with pytest.raises(SourceError) as got:
+        list(jsonstream.documents(_chunks(text, size)))
+    assert str(got.value) == "invalid JSON at line 2 column 2: nested too deeply"

@@ -84,15 +84,24 @@ def named(record: Record) -> bool:
     return bool(record["service"] != UNKNOWN_SERVICE)
 
 
-def deduplicate(records: list[Record]) -> list[Record]:
-    """§3: a span seen twice (same trace, span id and service) counts once."""
-    seen: set[tuple[str, str, str]] = set()
-    kept = []
+def copies_of_spans(records: list[Record]) -> list[list[Record]]:
+    """The records of each span, in the order spans are first seen (§3: same trace, span id
+    and service is the same span)."""
+    copies: dict[tuple[str, str, str], list[Record]] = {}
     for record in records:
-        key = (record["trace"], record["label"], record["service"])
-        if key not in seen:
-            seen.add(key)
-            kept.append(record)
+        copies.setdefault((record["trace"], record["label"], record["service"]), []).append(record)
+    return list(copies.values())
+
+
+def deduplicate(records: list[Record]) -> list[Record]:
+    """§3: a span seen twice counts once: its longest copy (the first of equals), failed when
+    any copy failed."""
+    kept = []
+    for copies in copies_of_spans(records):
+        longest = dict(max(copies, key=duration))
+        if any(failed(copy) for copy in copies):
+            longest["status"] = ERROR
+        kept.append(longest)
     return kept
 
 
@@ -523,7 +532,11 @@ def generate(seed: int) -> list[Record]:
         records += trace
     add_links(rng, records)
     if retries:
-        records += [dict(r) for r in records if rng.random() < 0.15]
+        copies = [dict(r) for r in records if rng.random() < 0.15]
+        for copy in copies:
+            if rng.random() < 0.3:  # a shorter copy that has the error the longer one lacks
+                copy.update(status=ERROR, duration_ms=copy["duration_ms"] / 2)
+        records += copies
     rng.shuffle(records)
     return records
 
@@ -704,6 +717,10 @@ def test_the_random_sets_reach_every_rule() -> None:
         seen.update(f"{c['source_kind']}→{c['target_kind']} {c['connection']}" for c in calls)
         seen["seed without repeats"] += len(raw) == len(records)
         seen["repeated span"] += len(raw) - len(records)
+        seen["error only in a shorter copy"] += sum(
+            not failed(max(copies, key=duration)) and any(failed(c) for c in copies)
+            for copies in copies_of_spans(raw)
+        )
         seen["unknown service"] += sum(not named(r) for r in records)
         seen["service named user"] += sum(r["service"] == "user" for r in records)
         seen["linked consumer"] += sum(bool(r["links"]) for r in records)
@@ -719,6 +736,7 @@ def test_the_random_sets_reach_every_rule() -> None:
         "external→service virtual",
         "seed without repeats",
         "repeated span",
+        "error only in a shorter copy",
         "unknown service",
         "service named user",
         "linked consumer",

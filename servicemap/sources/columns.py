@@ -55,7 +55,7 @@ def to_int(text: str | None) -> int | None:
         return None
     try:
         number = int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or NaN/Infinity
         return None
     return number if -(2**31) <= number < 2**31 else None
 

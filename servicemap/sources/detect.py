@@ -11,7 +11,9 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import json
 import os
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +44,10 @@ JsonReader = Callable[[Iterable[Any]], pa.Table]
 # coming as several documents of the same shape, each a slice of it.
 JSON_READERS: list[tuple[Callable[[Any], bool], JsonReader]] = []
 KNOWN_FORMATS = "OTLP/JSON, Jaeger JSON or Zipkin v2 JSON expected"
+TEXT_EXPECTED = "UTF-8 OTLP/JSON, Jaeger JSON or Zipkin v2 JSON, OTLP protobuf or Parquet expected"
+TEXT_PREVIEW_BYTES = 4096
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _read_otlp_documents(documents: Iterable[Any]) -> pa.Table:
@@ -108,6 +114,11 @@ def read_file(path: Path) -> pa.Table:
         if str(exc).startswith(str(path)):
             raise
         raise type(exc)(f"{path}: {exc}") from None
+    except Exception as exc:  # a bug, or input no check foresaw: still name the file
+        if os.environ.get("SERVICEMAP_DEBUG"):
+            raise
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise SourceError(f"{path}: cannot read ({type(exc).__name__}: {first_line})") from exc
 
 
 def _open(path: Path) -> io.BufferedReader:
@@ -135,7 +146,14 @@ def _read_stream(path: Path, raw: io.BufferedReader) -> pa.Table:
             raise SourceError("file is empty")
         if head in b"{[":
             return read_documents(jsonstream.documents(_text(blocks)))
-        return _read_protobuf(b"".join(blocks))
+        data = b"".join(blocks)
+        try:
+            return _read_protobuf(data)
+        except SourceError:
+            found = _text_found(data)
+            if found is None:
+                raise
+            raise SourceError(f"not a trace file ({found} found; {TEXT_EXPECTED})") from None
 
 
 def _blocks(
@@ -156,6 +174,30 @@ def _blocks(
         advance(position - done)
         done = position
         yield block
+
+
+def _text_found(data: bytes) -> str | None:
+    """What a file that is not protobuf holds, when it is text: "JSON null", "UTF-16 text"."""
+    if data.startswith(_UTF16_BOMS):
+        return "UTF-16 text"
+    preview = data[:TEXT_PREVIEW_BYTES]
+    try:
+        text = preview.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(preview) - 3:
+            return None  # binary
+        text = preview[: exc.start].decode("utf-8-sig")  # a character cut by the preview
+    if _CONTROL.search(text):
+        return None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text.lstrip())
+    except ValueError:
+        return "text"
+    if isinstance(value, str):
+        return "a JSON string"
+    if value is None or isinstance(value, bool):
+        return f"JSON {json.dumps(value)}"
+    return "a JSON number" if isinstance(value, int | float) else "JSON"
 
 
 def _first_content(blocks: Iterator[bytes]) -> tuple[bytes | None, Iterator[bytes]]:

@@ -73,6 +73,13 @@ _DURATION_UNIT_NS = {
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
+# Times and durations past int64 nanoseconds are unknown (the span table's rule); a number
+# this big is never turned into a Python int, which could take minutes for "1e999999999".
+_MAX_NS = 2**63
+_MAX_MICROS = Decimal(_MAX_NS) / 1000
+_MAX_DIGITS_NS = 19  # a duration part with more integer digits is past int64 ns in any unit
+# Integer tag values keep their digits up to this many; a longer one stays the text it was.
+_MAX_INT_DIGITS = 40
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:\d{2})"
 )
@@ -116,16 +123,46 @@ def _ui_tag(tag: Mapping[str, Any]) -> str:
     if kind == "bool" and isinstance(value, str):
         return "true" if value.lower() == "true" else "false"
     if kind == "int64" and isinstance(value, str | float):
-        try:
-            return str(int(Decimal(value)))
-        except (InvalidOperation, ValueError):
-            return str(value)
+        number = _integer_text(value)
+        return str(value) if number is None else number
     if kind == "float64" and isinstance(value, int | float) and not isinstance(value, bool):
-        return json.dumps(float(value))
+        number = _float_text(value)
+        return str(value) if number is None else number
     return _text(value)
 
 
-def _domain_tag(tag: Mapping[str, Any]) -> str:
+def _finite_decimal(value: Any) -> Decimal | None:
+    """A number or its text as a finite Decimal; None for anything else (NaN, Infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _integer_text(value: Any) -> str | None:
+    """An integer's digits (a fraction cut off), None when not a number or too long."""
+    number = _finite_decimal(value)
+    if number is None or number.adjusted() >= _MAX_INT_DIGITS:
+        return None
+    return str(int(number))
+
+
+def _float_text(value: Any) -> str | None:
+    """A float as JSON writes it (NaN, Infinity included), None when not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return json.dumps(float(value))
+    except OverflowError:  # an integer too big for a float
+        return str(value)
+    except ValueError:
+        return None
+
+
+def _domain_tag(tag: Mapping[str, Any], where: str) -> str:
     field = _DOMAIN_VALUE_FIELDS.get(str(tag.get("vType", "STRING")).upper(), "vStr")
     if field not in tag:
         # jsonpb leaves out default values (an empty string, false, 0)
@@ -136,9 +173,18 @@ def _domain_tag(tag: Mapping[str, Any]) -> str:
     if field == "vBool":
         return "true" if value is True or str(value).lower() == "true" else "false"
     if field == "vInt64":
-        return str(int(Decimal(str(value or 0))))
+        if _finite_decimal(value or 0) is None:
+            raise InvalidSpanError(
+                f"{where}: tag {tag['key']!r}: vInt64 {value!r} is not an integer"
+            )
+        return _integer_text(value or 0) or str(value)
     if field == "vFloat64":
-        return json.dumps(float(value or 0.0))
+        number = _float_text(value or 0.0)
+        if number is None:
+            raise InvalidSpanError(
+                f"{where}: tag {tag['key']!r}: vFloat64 {value!r} is not a number"
+            )
+        return number
     return "" if value is None else _text(value)
 
 
@@ -152,7 +198,7 @@ def _tags(tags: Any, where: str) -> dict[str, str]:
         if not isinstance(tag, dict) or "key" not in tag:
             raise InvalidSpanError(f"{where}: a tag without a key")
         domain = "vType" in tag or any(f in tag for f in _DOMAIN_VALUE_FIELDS.values())
-        result[str(tag["key"])] = _domain_tag(tag) if domain else _ui_tag(tag)
+        result[str(tag["key"])] = _domain_tag(tag, where) if domain else _ui_tag(tag)
     return result
 
 
@@ -177,6 +223,8 @@ def _micros_to_ns(value: Any, where: str) -> int | None:
         micros = Decimal(str(value))
     except InvalidOperation:
         raise InvalidSpanError(f"{where} must be microseconds, got {value!r}") from None
+    if not micros.is_finite() or micros.copy_abs() >= _MAX_MICROS:
+        return None  # NaN, Infinity (1e400 in JSON) or past int64: unknown, like OTLP's
     return int(micros * 1000)
 
 
@@ -188,7 +236,12 @@ def _rfc3339_to_ns(value: Any, where: str) -> int | None:
         raise InvalidSpanError(f"{where} {value!r} is not an RFC 3339 time")
     day, clock, fraction, zone = match.groups()
     zone = "+00:00" if zone in ("Z", "z") else zone
-    seconds = int(datetime.fromisoformat(f"{day}T{clock}{zone}").timestamp())
+    if int(zone[1:3]) > 23 or int(zone[4:6]) > 59:
+        raise InvalidSpanError(f"{where} {value!r} is not a valid time (offset out of range)")
+    try:
+        seconds = int(datetime.fromisoformat(f"{day}T{clock}{zone}").timestamp())
+    except (ValueError, OverflowError) as exc:
+        raise InvalidSpanError(f"{where} {value!r} is not a valid time ({exc})") from None
     nanos = int((fraction or "0")[:9].ljust(9, "0"))
     return seconds * 1_000_000_000 + nanos
 
@@ -203,8 +256,13 @@ def _duration_to_ns(value: Any, where: str) -> int | None:
     parts = _DURATION_PART.findall(text)
     if not parts or "".join(number + unit for number, unit in parts) != text:
         raise InvalidSpanError(f"{where} {value!r} is not a duration")
-    total = sum(Decimal(number) * _DURATION_UNIT_NS[unit] for number, unit in parts)
-    return sign * int(total)
+    total = Decimal(0)
+    for number, unit in parts:
+        amount = Decimal(number)
+        if amount.adjusted() >= _MAX_DIGITS_NS:
+            return None
+        total += amount * _DURATION_UNIT_NS[unit]
+    return sign * int(total) if total < _MAX_NS else None
 
 
 class _Reader:

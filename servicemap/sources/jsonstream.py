@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -24,6 +25,9 @@ _END_MARGIN = 64
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+# Python refuses to convert integers of more digits than this (4300 unless configured).
+_MAX_DIGITS = sys.get_int_max_str_digits()
+_LONG_NUMBER = re.compile(rf"\d{{{_MAX_DIGITS + 1},}}")
 
 
 class _Text:
@@ -83,6 +87,13 @@ class _Text:
         line = self._lines_before + newlines + 1
         return SourceError(f"invalid JSON at line {line} column {column}: {message}")
 
+    def _value_error(self, exc: ValueError) -> SourceError:
+        """A value the decoder read but Python refused: name the overlong number if found."""
+        match = _LONG_NUMBER.search(self.buf, self.pos)
+        if match is not None:
+            return self.error(f"number of more than {_MAX_DIGITS} digits", match.start())
+        return self.error((str(exc).splitlines() or [type(exc).__name__])[0], self.pos)
+
     def peek(self) -> str:
         """The next character that is not whitespace ('' at the end); it is not consumed."""
         while True:
@@ -113,6 +124,10 @@ class _Text:
                 if maybe_cut and self.more(max(CHUNK_CHARS, len(self.buf) - self.pos)):
                     continue
                 raise self.error(exc.msg, exc.pos) from None
+            except ValueError as exc:  # an integer of more digits than Python converts
+                raise self._value_error(exc) from None
+            except RecursionError:
+                raise self.error("nested too deeply", self.pos) from None
             if end >= len(self.buf) and self.more():
                 continue  # a number (or anything at the very end) may go on
             self.last_size = end - self.pos

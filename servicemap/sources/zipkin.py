@@ -15,7 +15,7 @@ an array of spans (what `GET /api/v2/traces` returns). Records are not spans one
 
 Streaming: every record becomes a span-table row as it is read (Arrow a batch at a time), with
 two flags beside it (shared, named). Only once the file is read are the ids that occur more
-than once picked out (vectorised), merged and resolved in Python, and the children of shared
+than once picked out and merged (`zipkin_merge`), and the children of shared
 ids re-hung (vectorised); so memory holds the span table, not the records.
 
 Mapping: `kind` → OTLP kind (absent = INTERNAL), `localEndpoint.serviceName` → service
@@ -31,19 +31,20 @@ left-padded. Annotations are dropped, like OTLP events.
 from __future__ import annotations
 
 import json
+import math
 from array import array
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from itertools import groupby
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from servicemap.errors import InvalidSpanError, SourceError
-from servicemap.schema import SPAN_SCHEMA, UNKNOWN_SERVICE, SpanKind, StatusCode
+from servicemap.schema import UNKNOWN_SERVICE, SpanKind, StatusCode
 from servicemap.sources.columns import SpanColumns, span_id_from_hex, trace_id_from_hex
-from servicemap.sources.shared_ids import joined, repeated_values, resolve_shared_ids
+from servicemap.sources.shared_ids import resolve_shared_ids
+from servicemap.sources.zipkin_merge import ABSENT, NAMED_FLAG, SHARED_FLAG, merge_pieces
 
 KINDS: dict[str, int] = {
     "CLIENT": int(SpanKind.CLIENT),
@@ -51,11 +52,11 @@ KINDS: dict[str, int] = {
     "PRODUCER": int(SpanKind.PRODUCER),
     "CONSUMER": int(SpanKind.CONSUMER),
 }
-_ABSENT = int(SpanKind.UNSPECIFIED)  # no kind in the record: INTERNAL once merging is done
+_ABSENT = ABSENT  # no kind in the record: INTERNAL once merging is done
 _SERVER = int(SpanKind.SERVER)
 _INTERNAL = int(SpanKind.INTERNAL)
 _ERROR, _OK, _UNSET = int(StatusCode.ERROR), int(StatusCode.OK), int(StatusCode.UNSET)
-_SHARED_FLAG, _NAMED_FLAG = 1, 2
+_SHARED_FLAG, _NAMED_FLAG = SHARED_FLAG, NAMED_FLAG
 _SHARED_STRING_CHARS = 64
 # Tags the OpenTelemetry Zipkin exporter derives remoteEndpoint.serviceName from, after
 # peer.service: a remote name equal to one of these is not a peer.service of its own.
@@ -68,13 +69,6 @@ REMOTE_NAME_SOURCES = (
     "peer.hostname",
     "peer.address",
     "db.name",
-)
-# Columns where a merged span takes the first value present among its pieces.
-_FIRST_PRESENT = tuple(
-    name
-    for name in SPAN_SCHEMA.names
-    if name not in ("kind", "status_code", "start_time", "duration_ns", "attributes")
-    and name not in ("resource_attributes", "trace_id", "span_id", "service_name")
 )
 
 
@@ -105,6 +99,8 @@ def _micros(value: Any, where: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidSpanError(f"{where} must be a number of microseconds, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # 1e400 or Infinity: unknown, like a time past int64
     return round(value) if value > 0 else None
 
 
@@ -113,103 +109,6 @@ def _derived(remote_name: str, tags: Mapping[str, str]) -> bool:
     if "server.address" in tags:
         return True
     return any(tags.get(key) == remote_name for key in REMOTE_NAME_SOURCES)
-
-
-def _half(kind: int, shared: bool) -> str | None:
-    """Which half of an id a record is: server (shared or SERVER), local (other kind), or None."""
-    if shared or kind == _SERVER:
-        return "server"
-    return None if kind == _ABSENT else "local"
-
-
-@dataclass(slots=True)
-class _Span:
-    """Rows of one id being merged into spans: the fields the merge rules read, and the row."""
-
-    trace_id: bytes
-    span_id: bytes
-    parent_span_id: bytes | None
-    service: str
-    kind: int
-    named: bool
-    shared: bool
-    row: dict[str, Any]
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> _Span:
-        flags = row.pop("_flags")
-        return cls(
-            trace_id=row["trace_id"],
-            span_id=row["span_id"],
-            parent_span_id=row["parent_span_id"],
-            service=row["service_name"],
-            kind=row["kind"],
-            named=bool(flags & _NAMED_FLAG),
-            shared=bool(flags & _SHARED_FLAG),
-            row=row,
-        )
-
-    @property
-    def key(self) -> tuple[str | None, str | None]:
-        return (self.service if self.named else None), _half(self.kind, self.shared)
-
-    def merge(self, other: _Span) -> None:
-        row, more = self.row, other.row
-        for name in _FIRST_PRESENT:
-            if row[name] is None or row[name] == "":
-                row[name] = more[name]
-        if not self.named and other.named:
-            self.service, self.named = other.service, True
-        self.kind = self.kind if self.kind != _ABSENT else other.kind
-        self.shared = self.shared or other.shared
-        self.parent_span_id = self.parent_span_id or other.parent_span_id
-        row["status_code"] = max(row["status_code"], more["status_code"])
-        starts = [t for t in (row["start_time"], more["start_time"]) if t is not None]
-        row["start_time"] = min(starts) if starts else None
-        durations = [d for d in (row["duration_ns"], more["duration_ns"]) if d is not None]
-        row["duration_ns"] = max(durations) if durations else None
-        for name in ("attributes", "resource_attributes"):
-            merged = dict(more[name] or ())
-            merged.update(row[name] or ())
-            row[name] = list(merged.items())
-
-    def finished_row(self) -> dict[str, Any]:
-        kind = self.kind
-        if kind == _ABSENT:
-            kind = _SERVER if self.shared else _INTERNAL
-        self.row.update(
-            trace_id=self.trace_id,
-            span_id=self.span_id,
-            parent_span_id=self.parent_span_id,
-            service_name=self.service,
-            kind=kind,
-            _flags=0,
-        )
-        return self.row
-
-
-def _merge_group(spans: list[_Span]) -> list[_Span]:
-    """The records of one (trace, id) → its spans: pieces merged, fragments joined."""
-    by_key: dict[tuple[str | None, str | None], _Span] = {}
-    for span in spans:
-        known = by_key.get(span.key)
-        if known is None:
-            by_key[span.key] = span
-        else:
-            known.merge(span)
-    for service, half in list(by_key):
-        if service is None or half is not None:
-            continue
-        for target_half in ("local", "server"):
-            target = by_key.get((service, target_half))
-            if target is not None:
-                target.merge(by_key.pop((service, half)))
-                break
-    for service, half in [key for key in by_key if key[0] is None]:
-        named = [k for k in by_key if k[0] is not None and half in (None, k[1])]
-        if len(named) == 1:
-            by_key[named[0]].merge(by_key.pop((service, half)))
-    return list(by_key.values())
 
 
 class _Reader:
@@ -301,49 +200,16 @@ class _Reader:
 
     def table(self) -> pa.Table:
         self._strings.clear()
-        table = self.columns.table()
-        flags = pa.Array.from_buffers(pa.int8(), len(self.flags), [None, pa.py_buffer(self.flags)])
-        table = _merge_pieces(table.append_column("_flags", flags))
+        # the table goes to merge_pieces as an expression: no reference here keeps it alive
+        table = merge_pieces(self._take_table())
         return resolve_shared_ids(_finish_kinds(table).drop_columns(["_flags"]))
 
-
-def _merge_pieces(table: pa.Table) -> pa.Table:
-    """Rows that are pieces of one span merged (in Python: only the ids concerned)."""
-    ids = joined(table["trace_id"], table["span_id"])
-    repeated = repeated_values(ids)
-    if not len(repeated):
-        return table
-    flags = table["_flags"]
-    shared = pc.not_equal(pc.bit_wise_and(flags, pa.scalar(_SHARED_FLAG, pa.int8())), 0)
-    named = pc.not_equal(pc.bit_wise_and(flags, pa.scalar(_NAMED_FLAG, pa.int8())), 0)
-    kind = table["kind"]
-    half = pc.if_else(
-        pc.or_(shared, pc.equal(kind, pa.scalar(_SERVER, pa.int8()))),
-        "s",
-        pc.if_else(pc.equal(kind, pa.scalar(_ABSENT, pa.int8())), "-", "l"),
-    )
-    in_repeated = pc.is_in(ids, value_set=repeated)
-    piece_keys = joined(ids, pc.if_else(named, table["service_name"], "\0"), half)
-    # an id needs merging when two rows are the same half in the same service, or one row is
-    # a fragment without a kind or without a service
-    needs_merge = pc.or_(
-        pc.is_in(piece_keys, value_set=repeated_values(piece_keys.filter(in_repeated))),
-        pc.and_(in_repeated, pc.or_(pc.equal(half, "-"), pc.invert(named))),
-    )
-    to_merge = pc.is_in(ids, value_set=pc.unique(ids.filter(needs_merge)))
-    if not pc.any(to_merge).as_py():
-        return table
-    # times as integers in Python (datetime has no nanoseconds)
-    start = table.schema.get_field_index("start_time")
-    pieces = table.filter(to_merge)
-    pieces = pieces.set_column(start, "start_time", pieces["start_time"].cast(pa.int64()))
-    spans = [_Span.of(row) for row in pieces.to_pylist()]
-    spans.sort(key=lambda s: (s.trace_id, s.span_id))
-    merged: list[dict[str, Any]] = []
-    for _, group in groupby(spans, key=lambda s: (s.trace_id, s.span_id)):
-        merged.extend(span.finished_row() for span in _merge_group(list(group)))
-    merged_table = pa.Table.from_pylist(merged, schema=pieces.schema).cast(table.schema)
-    return pa.concat_tables([table.filter(pc.invert(to_merge)), merged_table])
+    def _take_table(self) -> pa.Table:
+        """The rows read, with their flags; the reader lets go of them."""
+        columns, self.columns = self.columns, SpanColumns()
+        flags = pa.array(np.frombuffer(self.flags, np.int8))
+        self.flags = array("b")
+        return columns.table().append_column("_flags", flags)
 
 
 def _finish_kinds(table: pa.Table) -> pa.Table:
