@@ -19,7 +19,7 @@ import click
 from servicemap import __version__
 from servicemap.analysis.focus import GROUP_BY_KEYS, narrow
 from servicemap.cli_options import window_options
-from servicemap.errors import ServicemapError
+from servicemap.errors import ServicemapError, first_line
 from servicemap.graph import ServiceGraph
 from servicemap.graph_file import find_graph, saved_graph
 from servicemap.output import write_output
@@ -226,16 +226,16 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("servicemap: interrupted", err=True)
         return 130
     except Exception as exc:
+        # a file reader notes the file it was reading (exc.add_note): name it first
+        where = "".join(f"{note}: " for note in getattr(exc, "__notes__", ()))
         if _duckdb_error(exc):
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            click.echo(f"servicemap: error: {first_line}", err=True)
+            click.echo(f"servicemap: error: {where}{first_line(exc)}", err=True)
             return 1
         # a bug: still one line, the traceback on request
         if os.environ.get("SERVICEMAP_DEBUG"):
             raise
-        first_line = (str(exc).strip().splitlines() or [""])[0]
         click.echo(
-            f"servicemap: internal error: {type(exc).__name__}: {first_line} "
+            f"servicemap: internal error: {where}{type(exc).__name__}: {first_line(exc, '')} "
             "(set SERVICEMAP_DEBUG=1 to see the traceback)",
             err=True,
         )

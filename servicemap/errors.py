@@ -23,3 +23,9 @@ class UsageError(ServicemapError):
 
 class RulesError(ServicemapError):
     """A rules or alerts file is not valid; the message names the file, the line and the field."""
+
+
+def first_line(exc: BaseException, default: str | None = None) -> str:
+    """The first line of an exception's message; `default` (else the type's name) when empty."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else (type(exc).__name__ if default is None else default)

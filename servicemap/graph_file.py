@@ -14,36 +14,36 @@ the end), then the whole document is checked.
 
 from __future__ import annotations
 
-import gzip
 import json
+import os
 import re
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from servicemap import files
 from servicemap.errors import SourceError, UsageError
 from servicemap.graph import GRAPH_SCHEMA, ServiceGraph
 
 PEEK = 64 * 1024
-GZIP_MAGIC = b"\x1f\x8b"
 _MARK = re.compile(rb'"schema"\s*:\s*"' + re.escape(GRAPH_SCHEMA.encode()) + rb'"')
 
 
 def _ends(path: Path) -> bytes:
     """The first and last PEEK bytes (inflated when gzip-compressed: then the first only)."""
     try:
-        with path.open("rb") as raw:
-            head = raw.read(PEEK)
-            if head.startswith(GZIP_MAGIC):
-                with gzip.open(path, "rb") as inflated:
-                    return inflated.read(PEEK)
-            raw.seek(0, 2)
-            size = raw.tell()
+        with files.open_file(path) as raw:
+            content = files.inflated(raw)
+            head = content.read(PEEK)
+            if content is not raw:
+                return head
+            size = raw.seek(0, os.SEEK_END)
             if size <= PEEK:
                 return head
             raw.seek(max(PEEK, size - PEEK))
             return head + b"\n" + raw.read()
-    except (OSError, EOFError, gzip.BadGzipFile):
+    except (SourceError, OSError, EOFError, zlib.error):
         return b""  # the trace readers report what is wrong with it
 
 
@@ -68,20 +68,14 @@ def find_graph(sources: Sequence[str | Path]) -> Path | None:
 
 
 def _document(path: Path) -> Any:
+    data = files.read_bytes(path)
     try:
-        with path.open("rb") as raw:
-            data = raw.read()
-        if data.startswith(GZIP_MAGIC):
-            data = gzip.decompress(data)
         return json.loads(data)
-    except OSError as exc:
-        raise SourceError(f"{path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
-        raise SourceError(
-            f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
-        raise SourceError(f"{path}: unreadable: {exc}") from None
+        error = files.invalid_json(exc.lineno, exc.colno, exc.msg)
+    except UnicodeDecodeError as exc:
+        error = files.not_utf8(exc.start)
+    raise SourceError(f"{path}: {error}")
 
 
 def read_graph(path: Path) -> ServiceGraph | None:

@@ -24,6 +24,18 @@ QUANTILES = "[0.5, 0.95, 0.99]"
 INCOMING = f"kind IN ({K_SERVER}, {K_CONSUMER})"
 NAMED = f"<> '{UNKNOWN_SERVICE}'"
 
+
+def span_end_ns(duration: str = "duration_ns") -> str:
+    """SQL for a span's end in ns since the epoch: its start plus `duration`, or its start
+    alone when the duration is unknown or the end would not fit int64 (the span table's rule,
+    kept here for Parquet written by other tools)."""
+    end = f"epoch_ns(start_time)::HUGEINT + {duration}"
+    return (
+        f"epoch_ns(start_time) + COALESCE(CASE WHEN {end} BETWEEN {-(2**63)} AND {2**63 - 1} "
+        f"THEN {duration} END, 0)"
+    )
+
+
 # Columns the pairing reads; the rest of the span table stays on disk.
 PAIRING_COLUMNS = (
     "trace_id",
@@ -229,7 +241,7 @@ SELECT service_name,
        count(*) FILTER (WHERE {INCOMING}),
        count(*) FILTER (WHERE {INCOMING} AND failed),
        quantile_cont(duration_ns, {QUANTILES}) FILTER (WHERE {INCOMING}),
-       epoch_ns(min(start_time)), max(epoch_ns(start_time) + COALESCE(duration_ns, 0)),
+       epoch_ns(min(start_time)), max({span_end_ns()}),
        count(*), min(service_namespace)
 FROM s GROUP BY service_name
 """

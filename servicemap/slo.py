@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from servicemap.build import connect, prepare_calls
 from servicemap.graph import BurnRateResult, SloResult, Status
-from servicemap.pairing import INCOMING
+from servicemap.pairing import INCOMING, span_end_ns
 from servicemap.rules import Slo, matches
 from servicemap.sources import SpanSources
 from servicemap.timeparse import TimeRange
@@ -125,9 +125,7 @@ def _window_columns(end_ns: int, lengths: Sequence[int]) -> str:
 
 def measure(con: duckdb.DuckDBPyConnection, targets: Sequence[_Target]) -> SloInputs:
     """Calls and bad calls of each target over each window [end - length, end] of its SLO."""
-    rows = con.execute(
-        "SELECT max(epoch_ns(start_time) + COALESCE(duration_ns, 0)) FROM s"
-    ).fetchall()
+    rows = con.execute(f"SELECT max({span_end_ns()}) FROM s").fetchall()
     end_ns = rows[0][0] if rows else None
     if not targets or end_ns is None:
         return SloInputs(end_ns=end_ns)

@@ -16,6 +16,7 @@ import duckdb
 from servicemap import build
 from servicemap.errors import UsageError
 from servicemap.graph import ServiceGraph
+from servicemap.pairing import span_end_ns
 from servicemap.sources import SpanSources
 from servicemap.timeparse import TimeRange
 
@@ -61,8 +62,8 @@ def data_coverage(con: duckdb.DuckDBPyConnection, sources: SpanSources) -> TimeR
         con, sources, TimeRange(), ("start_time", "duration_ns"), view="coverage_spans"
     )
     (row,) = con.execute(
-        "SELECT epoch_ns(min(start_time)), "
-        "max(epoch_ns(start_time) + COALESCE(greatest(duration_ns, 0), 0)) FROM coverage_spans"
+        f"SELECT epoch_ns(min(start_time)), max({span_end_ns('greatest(duration_ns, 0)')}) "
+        "FROM coverage_spans"
     ).fetchall()
     if row[0] is None:
         return None
@@ -93,3 +94,10 @@ def no_such_service(option: str, service: str, names: Iterable[str]) -> UsageErr
     else:
         hint = "the window has no spans"
     return UsageError(f"{option}: no service {service!r} in the data; {hint}")
+
+
+def kind_node(kind: str) -> str:
+    """`a database node`, `an external node`: a node with no spans of its own, for an error
+    that says why it cannot be followed."""
+    article = "an" if kind[0] in "aeiou" else "a"
+    return f"{article} {kind} node"

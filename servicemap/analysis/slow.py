@@ -14,11 +14,10 @@ from typing import Any
 import duckdb
 
 from servicemap.analysis.prepared import MAX_DEPTH, TRACE_HEX
-from servicemap.pairing import K_CLIENT, K_CONSUMER, K_SERVER
+from servicemap.pairing import INCOMING, K_CLIENT
 
-EXAMPLES = 3
+EXAMPLES = 3  # example trace ids shown for each finding, here and in investigate.py
 MAX_SLOW = 200
-INCOMING = f"kind IN ({K_SERVER}, {K_CONSUMER})"
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,8 @@ WITH RECURSIVE slow AS (
       AND c.trace_id IN (SELECT trace_id FROM slow)
 )
 SELECT {TRACE_HEX.format(column="t.trace_id")}, t.request_id, t.span_id, t.parent_span_id,
-       t.service_name, epoch_ns(sp.start_time), epoch_ns(sp.start_time) + sp.duration_ns,
+       t.service_name, epoch_ns(sp.start_time),
+       epoch_ns(sp.start_time)::HUGEINT + sp.duration_ns,  -- Parquet from elsewhere may overflow
        CASE WHEN sp.kind = {K_CLIENT} THEN sp.client_target END
 FROM tree AS t
 JOIN s AS sp ON sp.trace_id = t.trace_id AND sp.span_id = t.span_id

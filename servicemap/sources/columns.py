@@ -138,13 +138,14 @@ class SpanColumns:
         """One span. `span_attrs` loses the keys hoisted into columns; `resource_attrs` is kept.
 
         Out-of-range values never fail a whole batch: an unknown kind or status code becomes
-        0 (unspecified/unset), a time that does not fit int64 nanoseconds becomes null.
+        0 (unspecified/unset), a time that does not fit int64 nanoseconds becomes null, and so
+        does a duration whose end (start + duration) would not.
         """
         kind = kind if 0 <= kind <= MAX_KIND else 0
         status_code = status_code if 0 <= status_code <= MAX_STATUS else 0
         start_ns = start_ns if start_ns is not None and 0 < start_ns < INT64_LIMIT else None
-        if duration_ns is not None and not 0 <= duration_ns < INT64_LIMIT:
-            duration_ns = None
+        if duration_ns is not None and not 0 <= duration_ns < INT64_LIMIT - (start_ns or 0):
+            duration_ns = None  # the end (start + duration) must fit int64 too
         data = self.data
         hoisted = hoist(span_attrs, resource_attrs)
         data["trace_id"].append(trace_id)

@@ -9,13 +9,11 @@ when standard error is a terminal.
 from __future__ import annotations
 
 import codecs
-import gzip
 import io
 import json
 import os
 import re
 import sys
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import chain
@@ -26,15 +24,13 @@ import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from servicemap import storage
+from servicemap import files, storage
 from servicemap.errors import InvalidSpanError, ServicemapError, SourceError
 from servicemap.schema import SPAN_SCHEMA
 from servicemap.sources import jaeger, jsonstream, otlp, otlp_json, zipkin
 
-GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 UTF8_BOM = codecs.BOM_UTF8
-READ_BLOCK = 1 << 20
 PROGRESS_MIN_BYTES = 8 << 20
 _BLANK = b" \t\r\n"
 
@@ -66,12 +62,6 @@ def _strict(conversion: otlp.Conversion) -> pa.Table:
             f"{conversion.rejected} invalid span(s), first: {conversion.errors[0]}"
         )
     return conversion.table
-
-
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes, inflated when gzip-compressed."""
-    with _open(path) as raw:
-        return b"".join(_blocks(_inflated(raw), raw, lambda _: None))
 
 
 def read_documents(documents: Iterable[Any]) -> pa.Table:
@@ -106,7 +96,7 @@ def read_span_parquet(path: Path) -> pa.Table:
 def read_file(path: Path) -> pa.Table:
     """A recorded trace file → span table, whatever its format."""
     try:
-        with _open(path) as raw:
+        with files.open_file(path) as raw:
             if raw.peek(len(PARQUET_MAGIC))[: len(PARQUET_MAGIC)] == PARQUET_MAGIC:
                 return read_span_parquet(path)
             return _read_stream(path, raw)
@@ -114,33 +104,14 @@ def read_file(path: Path) -> pa.Table:
         if str(exc).startswith(str(path)):
             raise
         raise type(exc)(f"{path}: {exc}") from None
-    except Exception as exc:  # a bug, or input no check foresaw: still name the file
-        if os.environ.get("SERVICEMAP_DEBUG"):
-            raise
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        raise SourceError(f"{path}: cannot read ({type(exc).__name__}: {first_line})") from exc
-
-
-def _open(path: Path) -> io.BufferedReader:
-    try:
-        return path.open("rb")
-    except FileNotFoundError:
-        raise SourceError(f"{path}: no such file or directory") from None
-    except IsADirectoryError:
-        raise SourceError(f"{path}: is a directory") from None
-    except OSError as exc:
-        raise SourceError(f"{path}: {exc.strerror}") from None
-
-
-def _inflated(raw: io.BufferedReader) -> io.BufferedIOBase:
-    if raw.peek(len(GZIP_MAGIC))[: len(GZIP_MAGIC)] == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    return raw
+    except Exception as exc:  # a bug, or input no check foresaw: still a bug, naming the file
+        exc.add_note(str(path))
+        raise
 
 
 def _read_stream(path: Path, raw: io.BufferedReader) -> pa.Table:
     with _progress(path, raw) as advance:
-        blocks = _blocks(_inflated(raw), raw, advance)
+        blocks = files.blocks(files.inflated(raw), raw, advance)
         head, blocks = _first_content(blocks)
         if head is None:
             raise SourceError("file is empty")
@@ -154,26 +125,6 @@ def _read_stream(path: Path, raw: io.BufferedReader) -> pa.Table:
             if found is None:
                 raise
             raise SourceError(f"not a trace file ({found} found; {TEXT_EXPECTED})") from None
-
-
-def _blocks(
-    stream: io.BufferedIOBase, raw: io.BufferedReader, advance: Callable[[int], None]
-) -> Iterator[bytes]:
-    """The (inflated) bytes a block at a time, reporting progress in bytes of the file."""
-    done = 0
-    while True:
-        try:
-            block = stream.read(READ_BLOCK)
-        except (OSError, EOFError, zlib.error) as exc:
-            if stream is raw:
-                raise SourceError(f"cannot read: {exc}") from None
-            raise SourceError(f"broken gzip data ({exc})") from None
-        if not block:
-            return
-        position = raw.tell()
-        advance(position - done)
-        done = position
-        yield block
 
 
 def _text_found(data: bytes) -> str | None:
@@ -220,12 +171,12 @@ def _text(blocks: Iterable[bytes]) -> Iterator[str]:
         try:
             yield decoder.decode(block)
         except UnicodeDecodeError as exc:
-            raise SourceError(f"not UTF-8 JSON (byte {offset + exc.start})") from None
+            raise files.not_utf8(offset + exc.start) from None
         offset += len(block)
     try:
         yield decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        raise SourceError(f"not UTF-8 JSON (byte {offset + exc.start})") from None
+        raise files.not_utf8(offset + exc.start) from None
 
 
 @contextmanager

@@ -41,6 +41,7 @@ from servicemap.schema import (
     StatusCode,
 )
 from servicemap.sources.columns import (
+    INT64_LIMIT,
     SpanColumns,
     SpanRecord,
     span_id_from_hex,
@@ -75,8 +76,7 @@ _DURATION_UNIT_NS = {
 }
 # Times and durations past int64 nanoseconds are unknown (the span table's rule); a number
 # this big is never turned into a Python int, which could take minutes for "1e999999999".
-_MAX_NS = 2**63
-_MAX_MICROS = Decimal(_MAX_NS) / 1000
+_MAX_MICROS = Decimal(INT64_LIMIT) / 1000
 _MAX_DIGITS_NS = 19  # a duration part with more integer digits is past int64 ns in any unit
 # Integer tag values keep their digits up to this many; a longer one stays the text it was.
 _MAX_INT_DIGITS = 40
@@ -262,7 +262,7 @@ def _duration_to_ns(value: Any, where: str) -> int | None:
         if amount.adjusted() >= _MAX_DIGITS_NS:
             return None
         total += amount * _DURATION_UNIT_NS[unit]
-    return sign * int(total) if total < _MAX_NS else None
+    return sign * int(total) if total < INT64_LIMIT else None
 
 
 class _Reader:

@@ -15,7 +15,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from servicemap.errors import SourceError
+from servicemap.errors import SourceError, first_line
+from servicemap.files import invalid_json
 
 CHUNK_CHARS = 1 << 20
 SLICE_ITEMS = 2048
@@ -85,14 +86,14 @@ class _Text:
         newlines = buf.count("\n", 0, at)
         column = at - buf.rfind("\n", 0, at) if newlines else self._column_before + at + 1
         line = self._lines_before + newlines + 1
-        return SourceError(f"invalid JSON at line {line} column {column}: {message}")
+        return invalid_json(line, column, message)
 
     def _value_error(self, exc: ValueError) -> SourceError:
         """A value the decoder read but Python refused: name the overlong number if found."""
         match = _LONG_NUMBER.search(self.buf, self.pos)
         if match is not None:
             return self.error(f"number of more than {_MAX_DIGITS} digits", match.start())
-        return self.error((str(exc).splitlines() or [type(exc).__name__])[0], self.pos)
+        return self.error(first_line(exc), self.pos)
 
     def peek(self) -> str:
         """The next character that is not whitespace ('' at the end); it is not consumed."""

@@ -52,11 +52,9 @@ KINDS: dict[str, int] = {
     "PRODUCER": int(SpanKind.PRODUCER),
     "CONSUMER": int(SpanKind.CONSUMER),
 }
-_ABSENT = ABSENT  # no kind in the record: INTERNAL once merging is done
 _SERVER = int(SpanKind.SERVER)
 _INTERNAL = int(SpanKind.INTERNAL)
 _ERROR, _OK, _UNSET = int(StatusCode.ERROR), int(StatusCode.OK), int(StatusCode.UNSET)
-_SHARED_FLAG, _NAMED_FLAG = SHARED_FLAG, NAMED_FLAG
 _SHARED_STRING_CHARS = 64
 # Tags the OpenTelemetry Zipkin exporter derives remoteEndpoint.serviceName from, after
 # peer.service: a remote name equal to one of these is not a peer.service of its own.
@@ -188,7 +186,7 @@ class _Reader:
             parent_span_id=parent_id if parent_id != span_id else None,
             service=service or UNKNOWN_SERVICE,
             name=share(name) if isinstance(name, str) and name else None,
-            kind=KINDS.get(str(kind_text).upper(), _INTERNAL) if kind_text else _ABSENT,
+            kind=KINDS.get(str(kind_text).upper(), _INTERNAL) if kind_text else ABSENT,
             status_code=status,
             start_ns=timestamp * 1000 if timestamp is not None else None,
             duration_ns=duration * 1000 if duration is not None else None,
@@ -196,7 +194,7 @@ class _Reader:
             span_attrs=tags,
         )
         shared = span.get("shared") is True
-        self.flags.append((_SHARED_FLAG if shared else 0) | (_NAMED_FLAG if service else 0))
+        self.flags.append((SHARED_FLAG if shared else 0) | (NAMED_FLAG if service else 0))
 
     def table(self) -> pa.Table:
         self._strings.clear()
@@ -213,10 +211,11 @@ class _Reader:
 
 
 def _finish_kinds(table: pa.Table) -> pa.Table:
-    """Rows read without a kind: SERVER when flagged shared, else INTERNAL."""
+    """Rows without a kind (read so, or merged from pieces none of which had one): SERVER
+    when flagged shared, else INTERNAL. The one place a kind is decided after merging."""
     kind = table["kind"]
-    shared = pc.equal(pc.bit_wise_and(table["_flags"], pa.scalar(_SHARED_FLAG, pa.int8())), 1)
-    absent = pc.equal(kind, pa.scalar(_ABSENT, pa.int8()))
+    shared = pc.not_equal(pc.bit_wise_and(table["_flags"], pa.scalar(SHARED_FLAG, pa.int8())), 0)
+    absent = pc.equal(kind, pa.scalar(ABSENT, pa.int8()))
     finished = pc.if_else(
         absent,
         pc.if_else(shared, pa.scalar(_SERVER, pa.int8()), pa.scalar(_INTERNAL, pa.int8())),

@@ -27,7 +27,6 @@ from servicemap.sources.shared_ids import joined, repeated_values
 SHARED_FLAG, NAMED_FLAG = 1, 2
 ABSENT = int(SpanKind.UNSPECIFIED)  # no kind in the record
 _SERVER = pa.scalar(int(SpanKind.SERVER), pa.int8())
-_INTERNAL = pa.scalar(int(SpanKind.INTERNAL), pa.int8())
 _ABSENT = pa.scalar(ABSENT, pa.int8())
 _NO_SERVICE = "\0"
 # Merge order: a group's own rows, then named fragments joined to it, then unnamed records.
@@ -212,11 +211,14 @@ def _merged(pieces: pa.Table) -> pa.Table:
             rows = first if chosen is None else pc.coalesce(chosen, first)
             columns[name] = pieces[name].take(rows)
     kind = pieces["kind"].take(_rows(spans["known_kind_min"]))
-    columns["kind"] = pc.coalesce(kind, pc.if_else(spans["shared_any"], _SERVER, _INTERNAL))
+    # a span no piece gave a kind stays ABSENT, carrying the shared bit: zipkin decides it
+    columns["kind"] = pc.coalesce(kind, _ABSENT)
     columns["status_code"] = spans["status_code_max"]
     columns["start_time"] = spans["start_time_min"]
     columns["duration_ns"] = spans["duration_ns_max"]
-    columns["_flags"] = pa.array(np.zeros(spans.num_rows, np.int8))
+    columns["_flags"] = pc.if_else(
+        spans["shared_any"], pa.scalar(SHARED_FLAG, pa.int8()), pa.scalar(0, pa.int8())
+    )
     return pa.table({name: columns[name] for name in pieces.schema.names}, schema=pieces.schema)
 
 
