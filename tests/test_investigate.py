@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from servicemap.analysis.pictures import PURPLE
+from servicemap.analysis import investigate as investigation
+from servicemap.analysis.pictures import BLACK, PURPLE, QUIET_EDGE, investigate_dot
 from servicemap.analysis.slow import critical_path
 from servicemap.render.style import STATUS_LINE
+from servicemap.sources import load_sources
 from tests.conftest import DEMO
 from tests.otel_scenarios import Scenario, Server, svg_strokes
 
@@ -348,3 +350,33 @@ def test_a_saved_graph_is_refused_with_what_to_give_instead(
     result = run(*argv, "--format", "json")
     assert result.code == 1 and result.err.count("\n") == 1, result.err
     assert f"{graph} is a saved graph JSON" in result.err and "need the spans" in result.err
+
+
+def test_ids_holding_a_bracket_are_drawn_on_the_map(tmp_path: Path) -> None:
+    """A DOT line's id is the whole quoted string, even when the id itself holds ` [`."""
+    sc = Scenario(seed=5)
+    for i in range(6):
+
+        def pay(server: Server, fail: bool = i % 2 == 0) -> None:
+            server.work(2)
+            if fail:
+                server.fail()
+
+        def shop(server: Server) -> None:
+            if not server.call('pay "x" [eu]', pay):
+                server.fail()
+
+        sc.request("shop [eu]", at_ms=i * 100, handler=shop)
+    sources = load_sources([str(sc.write(tmp_path / "brackets.json"))])
+    found = investigation.investigate(sources, "shop [eu]")
+    assert [o.service for o in found.error_origins] == ['pay "x" [eu]']
+    lines = {
+        line.strip().partition(" [label=")[0]: line
+        for line in investigate_dot(found).splitlines()
+        if " [label=" in line
+    }
+    origin_edge = '"shop [eu]" -> "pay \\"x\\" [eu]"'
+    assert f'color="{PURPLE}"' in lines[origin_edge]  # the path to the origin
+    assert f'color="{PURPLE}"' in lines['"pay \\"x\\" [eu]"']  # the origin
+    assert f'color="{BLACK}"' in lines['"shop [eu]"']  # the service investigated
+    assert f'color="{QUIET_EDGE}"' in lines['"user" -> "shop [eu]"']  # the quiet base map

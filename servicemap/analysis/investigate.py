@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -35,21 +35,20 @@ from servicemap.analysis.prepared import (
     MAX_DEPTH,
     TRACE_HEX,
     USER_ATTRIBUTES,
+    kind_node,
     no_such_service,
     prepare,
     register_identity,
 )
-from servicemap.analysis.slow import Contributor, slow_requests
+from servicemap.analysis.slow import EXAMPLES, Contributor, slow_requests
 from servicemap.build import connect, sql_string
 from servicemap.errors import UsageError
 from servicemap.graph import ServiceGraph
-from servicemap.pairing import K_CLIENT, K_CONSUMER, K_SERVER
+from servicemap.pairing import INCOMING, K_CLIENT, K_SERVER
 from servicemap.schema import SpanKind
 from servicemap.sources import SpanSources
 from servicemap.timeparse import TimeRange
 
-EXAMPLES = 3
-INCOMING = f"kind IN ({K_SERVER}, {K_CONSUMER})"
 IN_PROCESS = f"kind IN ({int(SpanKind.UNSPECIFIED)}, {int(SpanKind.INTERNAL)})"
 
 
@@ -323,11 +322,14 @@ def path_edges(digraph: nx.DiGraph, services: Sequence[str]) -> list[tuple[str, 
     return found
 
 
-def origin_path_edges(found: Investigation, top: int | None = None) -> list[tuple[str, str]]:
-    """The map's edges from S along the errors' path to each origin edge, and those edges."""
-    digraph = _digraph(found.graph)
+def origin_path_edges(
+    graph: ServiceGraph, origin_edges: Sequence[OriginEdge], top: int | None = None
+) -> list[tuple[str, str]]:
+    """The map's edges from S along the errors' path to each of the `top` first origin edges,
+    and those edges."""
+    digraph = _digraph(graph)
     edges: list[tuple[str, str]] = []
-    for origin in found.origin_edges[:top]:
+    for origin in origin_edges[:top]:
         for edge in [*path_edges(digraph, origin.path), (origin.source, origin.target)]:
             if edge not in edges:
                 edges.append(edge)
@@ -387,9 +389,8 @@ def _not_a_service(graph: ServiceGraph, service: str) -> UsageError:
             f"the traced services, not a service; investigate one it calls: {called}"
         )
     callers = ", ".join(sorted({e.source for e in graph.edges if e.target == service}))
-    article = "an" if kind[0] in "aeiou" else "a"
     return UsageError(
-        f"--service {service} is {article} {kind} node, with no spans of its own to "
+        f"--service {service} is {kind_node(kind)}, with no spans of its own to "
         f"follow; investigate a service that calls it: {callers}"
     )
 
@@ -420,7 +421,10 @@ def investigate(
     finally:
         con.close()
     upstream, downstream = _hops(graph, service, depth)
-    found = Investigation(
+    # Every node on the errors' paths to their origins shows, whatever the depth.
+    keep = {service, *upstream, *downstream, *(c.service for c in contributors)}
+    keep.update(node for edge in origin_path_edges(graph, origin_edges) for node in edge)
+    return Investigation(
         service=service,
         depth=depth,
         requests=requests,
@@ -434,9 +438,5 @@ def investigate(
         latency_contributors=contributors,
         affected_users=users,
         graph=graph,
-        neighbourhood=graph,
+        neighbourhood=keep_nodes(graph, keep),
     )
-    # Every node on the errors' paths to their origins shows, whatever the depth.
-    keep = {service, *upstream, *downstream, *(c.service for c in contributors)}
-    keep.update(node for edge in origin_path_edges(found) for node in edge)
-    return replace(found, neighbourhood=keep_nodes(graph, keep))

@@ -14,6 +14,7 @@ what got better, black for new parts, dashed grey for removed ones. Each map's l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from html import escape
@@ -22,13 +23,21 @@ from servicemap.alerts import apply_default_status
 from servicemap.analysis.diff import TIER_ERRORS_UP, TIER_LATENCY_UP, Change, Diff
 from servicemap.analysis.investigate import Investigation, origin_path_edges
 from servicemap.analysis.report import Judge
-from servicemap.graph import Edge, Node, ServiceGraph, Status
-from servicemap.render.dot import is_compact, quote, render_dot, title_text
+from servicemap.graph import Edge, Node, ServiceGraph
+from servicemap.render.dot import (
+    is_compact,
+    legend_row,
+    legend_table,
+    line_cell,
+    quote,
+    render_dot,
+    swatch_cells,
+    title_text,
+)
 from servicemap.render.options import RenderOptions
 from servicemap.render.style import (
     KIND_STYLE,
     STATUS_FILL,
-    STATUS_LABEL,
     format_ms,
     format_rate,
 )
@@ -54,6 +63,10 @@ ADDED: Style = {"color": BLACK, "fontcolor": BLACK, "penwidth": "4"}
 REMOVED: Style = {"color": REMOVED_GREY, "fontcolor": REMOVED_GREY, "penwidth": "2.5"}
 SLOW_SHARE = 0.2  # a service drawn as on the slow path holds this share of the critical path
 SHOWN = 3  # origins, origin edges and slow services highlighted
+# The quoted id(s) heading a node line (`"id" [`) or an edge line (`"a" -> "b" [`); a quoted
+# id may itself hold ` [`, `->` or escaped quotes.
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+LINE_HEAD = re.compile(rf"^({_QUOTED}(?: -> {_QUOTED})?) \[")
 
 
 @dataclass(frozen=True)
@@ -118,8 +131,8 @@ def _restyle(
     out: list[str] = []
     labelled = False
     for line in dot.splitlines():
-        stripped = line.lstrip()
-        head = stripped.partition(" [")[0]
+        match = LINE_HEAD.match(line.lstrip())
+        head = match.group(1) if match else ""
         if not labelled and line.startswith("  graph ["):
             line, labelled = _append(line, {"label": legend}), True
         elif head in edge_styles:
@@ -132,32 +145,23 @@ def _restyle(
 
 def _legend(graph: ServiceGraph, options: RenderOptions, keys: Iterable[Key]) -> str:
     """Title, the washed status fills, then what the highlights mean."""
-    statuses: list[Status] = ["ok", "warning", "critical", "no_data"]
-    fills = "".join(
-        f'<TD BGCOLOR="{_wash(STATUS_FILL[s])}" BORDER="1" COLOR="{QUIET_LINE}" WIDTH="14" '
-        f'HEIGHT="12"> </TD><TD ALIGN="LEFT">{STATUS_LABEL[s]}  </TD>'
-        for s in statuses
+    fills = swatch_cells(
+        {s: _wash(fill) for s, fill in STATUS_FILL.items()}, dict.fromkeys(STATUS_FILL, QUIET_LINE)
     )
     samples = "".join(
-        f'<TD ALIGN="LEFT"><FONT COLOR="{k.colour}"><B>{"- - -" if k.dashed else "━━━"}</B>'
-        f"</FONT> {escape(k.text)}   </TD>"
-        for k in keys
+        line_cell(k.colour, "- - -" if k.dashed else "━━━", k.text, gap="   ") for k in keys
     )
-    rows = [
-        f"<B>{escape(title_text(graph, options))}</B>",
-        '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0"><TR>'
-        f'<TD ALIGN="LEFT">node fill: status  </TD>{fills}'
-        f'<TD ALIGN="LEFT"><FONT COLOR="{QUIET_TEXT}">grey edges: calls · error % · p95'
-        "</FONT></TD></TR></TABLE>",
-        '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0"><TR>'
-        f"{samples}</TR></TABLE>",
-    ]
-    table = (
-        '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="1">'
-        + "".join(f'<TR><TD ALIGN="LEFT">{row}</TD></TR>' for row in rows)
-        + "</TABLE>"
+    return legend_table(
+        [
+            f"<B>{escape(title_text(graph, options))}</B>",
+            legend_row(
+                f'<TD ALIGN="LEFT">node fill: status  </TD>{fills}'
+                f'<TD ALIGN="LEFT"><FONT COLOR="{QUIET_TEXT}">grey edges: calls · error % · p95'
+                "</FONT></TD>"
+            ),
+            legend_row(samples),
+        ]
     )
-    return f"<{table}>"
 
 
 # ---- investigate -----------------------------------------------------------------------------
@@ -174,7 +178,7 @@ def investigate_dot(found: Investigation, judge: Judge = apply_default_status) -
             nodes.setdefault(contributor.service, SLOW_NODE)
     for origin in found.error_origins[:SHOWN]:
         nodes[origin.service] = {**nodes.get(origin.service, {}), **ORIGIN_NODE}
-    edges = dict.fromkeys(origin_path_edges(found, SHOWN), ORIGIN_EDGE)
+    edges = dict.fromkeys(origin_path_edges(found.graph, found.origin_edges, SHOWN), ORIGIN_EDGE)
     keys = [
         Key(PURPLE, False, "where its errors start: the path from it, the origin (double line)"),
         Key(BLUE, True, f"slow path: ≥ {SLOW_SHARE:.0%} of its slow requests' time"),

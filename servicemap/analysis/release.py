@@ -10,7 +10,13 @@ from __future__ import annotations
 import duckdb
 
 from servicemap.analysis.diff import Side
-from servicemap.analysis.prepared import intersect, no_such_service, prepare, register_identity
+from servicemap.analysis.prepared import (
+    intersect,
+    kind_node,
+    no_such_service,
+    prepare,
+    register_identity,
+)
 from servicemap.build import connect
 from servicemap.errors import UsageError
 from servicemap.sources import SpanSources
@@ -55,10 +61,8 @@ def _not_a_release(
         return UsageError(f"--release: {service} spans carry no service.version")
     kinds = {n.id: n.kind for n in prepare(con, sources, window).nodes}
     if service in kinds:
-        kind = kinds[service]
-        article = "an" if kind[0] in "aeiou" else "a"
         return UsageError(
-            f"--release: {service} is {article} {kind} node on the map, not an instrumented "
+            f"--release: {service} is {kind_node(kinds[service])} on the map, not an instrumented "
             "service: it sends no spans, so it has no service.version"
         )
     return no_such_service("--release", service, names)

@@ -13,7 +13,7 @@ from servicemap.analysis.investigate import Investigation
 from servicemap.errors import RenderError
 from servicemap.graph import ServiceGraph, format_time
 from servicemap.render.image import layout
-from servicemap.render.style import format_ms
+from servicemap.render.style import format_ms, format_rate
 
 REPORT_FORMATS = ("text", "json", "svg", "html")
 Judge = Callable[[ServiceGraph], ServiceGraph]  # gives nodes and edges their alert status
@@ -23,19 +23,11 @@ def dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def _ms(value: float | int | None) -> str:
-    return "–" if value is None else format_ms(value)
-
-
-def _pct(value: float | int | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
-
-
 def _value(metric: str, value: float | int | None) -> str:
     if metric == "error_rate":
-        return _pct(value)
+        return format_rate(value)
     if metric == "latency_p95_ms":
-        return _ms(value)
+        return format_ms(value)
     return "–" if value is None else str(value)
 
 
@@ -91,7 +83,7 @@ def investigate_text(found: Investigation) -> str:
     lines = [
         f"service {found.service} ({_window(found.graph)})",
         f"requests {found.requests}, failed {found.failed_requests}"
-        + (f" ({_pct(found.failed_requests / found.requests)})" if found.requests else ""),
+        + (f" ({format_rate(found.failed_requests / found.requests)})" if found.requests else ""),
         f"upstream (≤ {found.depth} hops): " + (", ".join(found.upstream) or "none"),
         f"downstream (≤ {found.depth} hops): " + (", ".join(found.downstream) or "none"),
         "",
@@ -99,12 +91,17 @@ def investigate_text(found: Investigation) -> str:
     if found.error_origins:
         lines.append("where its errors start:")
         rows = [
-            [o.service, str(o.failed_requests), _pct(o.share), " ".join(o.example_traces)]
+            [o.service, str(o.failed_requests), format_rate(o.share), " ".join(o.example_traces)]
             for o in found.error_origins
         ]
         lines.extend("  " + line for line in _table(["origin", "failed", "share", "traces"], rows))
         rows = [
-            [f"{e.source} -> {e.target}", str(e.failed_requests), _pct(e.share), " → ".join(e.path)]
+            [
+                f"{e.source} -> {e.target}",
+                str(e.failed_requests),
+                format_rate(e.share),
+                " → ".join(e.path),
+            ]
             for e in found.origin_edges
         ]
         lines.extend(
@@ -115,11 +112,16 @@ def investigate_text(found: Investigation) -> str:
     lines.append("")
     if found.latency_contributors:
         lines.append(
-            f"slow requests (≥ p95 {_ms(found.p95_ms)}): {found.slow_requests}; "
+            f"slow requests (≥ p95 {format_ms(found.p95_ms)}): {found.slow_requests}; "
             "time on their critical path:"
         )
         rows = [
-            [c.service, _ms(c.critical_path_ms), _pct(c.share), " ".join(c.example_traces)]
+            [
+                c.service,
+                format_ms(c.critical_path_ms),
+                format_rate(c.share),
+                " ".join(c.example_traces),
+            ]
             for c in found.latency_contributors[:8]
         ]
         lines.extend("  " + line for line in _table(["service", "mean", "share", "traces"], rows))
@@ -129,7 +131,7 @@ def investigate_text(found: Investigation) -> str:
     lines.append("")
     lines.append(
         f"affected users: {users.failing} of {users.total}"
-        + (f" ({_pct(users.share)})" if users.total else "")
+        + (f" ({format_rate(users.share)})" if users.total else "")
         + (f", e.g. {', '.join(users.examples)}" if users.examples else "")
     )
     return "\n".join(lines) + "\n"

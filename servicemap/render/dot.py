@@ -8,6 +8,7 @@ layout's search is bounded (`nslimit`, `mclimit`). The title says so.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from html import escape
 
@@ -15,6 +16,7 @@ from servicemap.analysis.focus import groups
 from servicemap.graph import Edge, Node, ServiceGraph, Status
 from servicemap.render.options import DEFAULT_OPTIONS, RenderOptions
 from servicemap.render.style import (
+    DASHED_STATUSES,
     EDGE_COLOUR,
     KIND_SHAPE,
     KIND_STYLE,
@@ -29,6 +31,7 @@ from servicemap.render.style import (
     is_failing,
     node_details,
     p95_text,
+    status_suffix,
 )
 
 COMPACT_NODES = 300
@@ -112,27 +115,55 @@ def title_text(graph: ServiceGraph, options: RenderOptions) -> str:
     return " · ".join(parts)
 
 
-def _title_and_legend(graph: ServiceGraph, options: RenderOptions, compact: bool) -> str:
-    """The graph's label: the title and window, then the legend, above the map, never on it."""
-    swatches = "".join(
-        f'<TD BGCOLOR="{STATUS_FILL[status]}" BORDER="1" COLOR="{STATUS_LINE[status]}"'
-        f' WIDTH="14" HEIGHT="12"> </TD><TD ALIGN="LEFT">{label}  </TD>'
+def swatch_cells(fill: Mapping[Status, str], outline: Mapping[Status, str]) -> str:
+    """A legend's status swatches, each `fill` outlined in `outline` and named, in one row."""
+    return "".join(
+        f'<TD BGCOLOR="{fill[status]}" BORDER="1" COLOR="{outline[status]}"'
+        f' WIDTH="14" HEIGHT="12"> </TD><TD ALIGN="LEFT">{escape(label)}  </TD>'
         for status, label in STATUS_LABEL.items()
     )
+
+
+def line_cell(colour: str, sample: str, text: str, gap: str = "  ") -> str:
+    """A legend's line sample (`━━━`, `- - -`) in `colour`, then what it means."""
+    return (
+        f'<TD ALIGN="LEFT"><FONT COLOR="{colour}"><B>{sample}</B></FONT> {escape(text)}{gap}</TD>'
+    )
+
+
+def legend_row(cells: str) -> str:
+    """One row of a legend's cells, as a table of its own."""
+    return (
+        f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0"><TR>{cells}</TR></TABLE>'
+    )
+
+
+def legend_table(rows: Iterable[str]) -> str:
+    """The graph's label (an HTML-like one): `rows` one under another, left aligned."""
+    # One cell a row, so a long row never stretches the legend's swatches.
+    table = (
+        '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="1">'
+        + "".join(f'<TR><TD ALIGN="LEFT">{row}</TD></TR>' for row in rows)
+        + "</TABLE>"
+    )
+    return f"<{table}>"
+
+
+def _title_and_legend(graph: ServiceGraph, options: RenderOptions, compact: bool) -> str:
+    """The graph's label: the title and window, then the legend, above the map, never on it."""
     edges = (
         "edges: width grows with calls; figures in tooltips; failing: "
         if compact
         else "edges: calls · error % · p95; width grows with calls; failing: "
     )
     lines = "".join(
-        f'<TD ALIGN="LEFT"><FONT COLOR="{STATUS_LINE[status]}"><B>{sample}</B></FONT>'
-        f" {STATUS_LABEL[status]}  </TD>"
+        line_cell(STATUS_LINE[status], sample, STATUS_LABEL[status])
         for status, sample in FAILING_SAMPLES
     )
-    legend = (
-        '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="0"><TR>'
-        f'{swatches}<TD ALIGN="LEFT"><FONT COLOR="#555555">{escape(edges)}</FONT></TD>'
-        f"{lines}</TR></TABLE>"
+    legend = legend_row(
+        swatch_cells(STATUS_FILL, STATUS_LINE)
+        + f'<TD ALIGN="LEFT"><FONT COLOR="#555555">{escape(edges)}</FONT></TD>'
+        + lines
     )
     rows = [f"<B>{escape(title_text(graph, options))}</B>", legend]
     if compact:
@@ -141,13 +172,7 @@ def _title_and_legend(graph: ServiceGraph, options: RenderOptions, compact: bool
             "narrow the map with --focus SERVICE --depth N, --min-calls N or --group-by namespace"
         )
         rows.append(f'<FONT COLOR="#555555">{escape(note)}</FONT>')
-    # One cell a row, so a long row never stretches the legend's swatches.
-    table = (
-        '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="1">'
-        + "".join(f'<TR><TD ALIGN="LEFT">{row}</TD></TR>' for row in rows)
-        + "</TABLE>"
-    )
-    return f"<{table}>"
+    return legend_table(rows)
 
 
 def _two_lines(label: str) -> str:
@@ -160,9 +185,8 @@ def _edge_label(edge: Edge) -> str:
     """`calls · error %` over `p95`, and on a failing edge its status word after the p95, so
     a printed map does not rely on the line's colour. Padded, so the text keeps clear of its
     own line."""
-    text = _two_lines(edge_label(edge))
-    if is_failing(edge):
-        text += f" · {STATUS_LABEL[edge.status]}"  # one text run: a browser keeps it whole
+    # The status word joins the p95 in one text run: a browser keeps it whole.
+    text = _two_lines(edge_label(edge)) + escape(status_suffix(edge))
     return (
         '<<TABLE BORDER="0" CELLBORDER="0" CELLPADDING="3" CELLSPACING="0">'
         f"<TR><TD>{text}</TD></TR></TABLE>>"
@@ -199,8 +223,8 @@ def _edge_line(edge: Edge, calls: tuple[int, int], compact: bool) -> str:
             "tooltip": "\n".join(edge_details(edge)),
         }
     )
-    if edge.status == "warning":
-        attributes["style"] = "dashed"  # apart from critical without colour, labels or not
+    if edge.status in DASHED_STATUSES:
+        attributes["style"] = "dashed"
     return f"  {quote(edge.source)} -> {quote(edge.target)} {_attributes(attributes)};"
 
 

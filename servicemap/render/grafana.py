@@ -35,6 +35,7 @@ from servicemap.render.style import (
     is_failing,
     latency_text,
     p95_text,
+    status_suffix,
     status_text,
 )
 
@@ -114,18 +115,14 @@ def grafana_frames(graph: ServiceGraph, options: RenderOptions = DEFAULT_OPTIONS
             (
                 "secondaryStat",
                 [
-                    f"{format_rate(e.error_rate)} err · {p95_text(e.latency_ms)}"
-                    + (f" · {STATUS_LABEL[e.status]}" if is_failing(e) else "")
+                    f"{format_rate(e.error_rate)} err · {p95_text(e.latency_ms)}" + status_suffix(e)
                     for e in edges
                 ],
                 None,
             ),
             (
                 "color",
-                [
-                    STATUS_LINE[e.status] if e.status in ("warning", "critical") else EDGE_COLOUR
-                    for e in edges
-                ],
+                [STATUS_LINE[e.status] if is_failing(e) else EDGE_COLOUR for e in edges],
                 None,
             ),
             ("thickness", [edge_width(e.calls, low, high) for e in edges], None),

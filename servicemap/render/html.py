@@ -32,10 +32,6 @@ from servicemap.render.style import (
 _PROLOG = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
 
 
-def _ms(value: float | None) -> str:
-    return "–" if value is None else format_ms(value)
-
-
 def _node_data(node: Node) -> dict[str, Any]:
     latency = node.latency_ms
     return {
@@ -46,9 +42,9 @@ def _node_data(node: Node) -> dict[str, Any]:
         "calls": node.requests,
         "errors": node.errors,
         "error_rate": format_rate(node.error_rate),
-        "p50": _ms(latency.p50 if latency else None),
-        "p95": _ms(latency.p95 if latency else None),
-        "p99": _ms(latency.p99 if latency else None),
+        "p50": format_ms(latency.p50 if latency else None),
+        "p95": format_ms(latency.p95 if latency else None),
+        "p99": format_ms(latency.p99 if latency else None),
         "reasons": [reason_text(r) for r in node.reasons],
     }
 
@@ -64,9 +60,9 @@ def _edge_data(edge: Edge) -> dict[str, Any]:
         "calls": edge.calls,
         "errors": edge.errors,
         "error_rate": format_rate(edge.error_rate),
-        "p50": _ms(latency.p50 if latency else None),
-        "p95": _ms(latency.p95 if latency else None),
-        "p99": _ms(latency.p99 if latency else None),
+        "p50": format_ms(latency.p50 if latency else None),
+        "p95": format_ms(latency.p95 if latency else None),
+        "p99": format_ms(latency.p99 if latency else None),
         "reasons": [reason_text(r) for r in edge.reasons],
     }
 

@@ -13,6 +13,7 @@ from servicemap.graph import Node, ServiceGraph, Status
 from servicemap.render.dot import title_text
 from servicemap.render.options import DEFAULT_OPTIONS, RenderOptions
 from servicemap.render.style import (
+    DASHED_STATUSES,
     EDGE_COLOUR,
     STATUS_FILL,
     STATUS_LABEL,
@@ -23,6 +24,7 @@ from servicemap.render.style import (
     format_rate,
     is_failing,
     p95_text,
+    status_suffix,
 )
 
 # Mermaid's shape brackets for each kind: (open, close).
@@ -90,11 +92,11 @@ def render_mermaid(graph: ServiceGraph, options: RenderOptions = DEFAULT_OPTIONS
     styles = []
     for index, edge in enumerate(edges):
         failing = is_failing(edge)
-        label = edge_label(edge) + (f" · {STATUS_LABEL[edge.status]}" if failing else "")
+        label = edge_label(edge) + status_suffix(edge)
         lines.append(f'  {ids[edge.source]} -->|"{text(label)}"| {ids[edge.target]}')
         colour = STATUS_LINE[edge.status] if failing else EDGE_COLOUR
         width = edge_width(edge.calls, low, high)
-        dashes = ",stroke-dasharray:6 4" if edge.status == "warning" else ""
+        dashes = ",stroke-dasharray:6 4" if edge.status in DASHED_STATUSES else ""
         styles.append(f"  linkStyle {index} stroke:{colour},stroke-width:{width:g}px{dashes}")
 
     lines.append('  subgraph legend["status"]')

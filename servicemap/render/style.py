@@ -46,9 +46,15 @@ STATUS_LABEL: dict[Status, str] = {
     "critical": "CRITICAL",
     "no_data": "NO DATA",
 }
+FAILING_STATUSES: frozenset[Status] = frozenset({"warning", "critical"})
+# Edges drawn dashed: apart from critical ones without colour, labels or not.
+DASHED_STATUSES: frozenset[Status] = frozenset({"warning"})
 
 
-def format_ms(value: float) -> str:
+def format_ms(value: float | None) -> str:
+    """`0.42 ms`, `12.5 ms`, `250 ms`, `1.25 s`; `–` for no value."""
+    if value is None:
+        return "–"
     if value >= 1000:
         return f"{value / 1000:.2f} s"
     if value >= 100:
@@ -67,14 +73,20 @@ def p95_text(latency: Latency | None) -> str:
 
 
 def edge_label(edge: Edge) -> str:
-    """`calls · error % · p95`, the edge label in every format."""
+    """`calls · error % · p95`, the edge label in every format (each adds `status_suffix`)."""
     calls = f"{edge.calls} call" + ("" if edge.calls == 1 else "s")
     return f"{calls} · {format_rate(edge.error_rate)} err · {p95_text(edge.latency_ms)}"
 
 
 def is_failing(edge: Edge) -> bool:
     """A warning or critical edge: drawn in its status colour, its status word on its label."""
-    return edge.status in ("warning", "critical")
+    return edge.status in FAILING_STATUSES
+
+
+def status_suffix(edge: Edge) -> str:
+    """` · CRITICAL` after a failing edge's label, so a printed map does not rely on colour;
+    nothing on any other edge."""
+    return f" · {STATUS_LABEL[edge.status]}" if is_failing(edge) else ""
 
 
 def edge_width(calls: int, low: int, high: int) -> float:
